@@ -1,0 +1,50 @@
+# Two entry points on a fresh machine: `make demo` (the main job, small) and `make test`.
+# Both create/refresh the virtualenv and install everything, system packages included.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch first, pinned: these wheels lie on this machine's disk (a CUDA build that runs on CPU).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+# Headless OpenGL for MuJoCo: EGL (Mesa) and OSMesa; vismanip picks whichever renders.
+SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libosmesa6
+DEMO_DIR ?= runs/demo
+
+.PHONY: install system-deps demo test test-all lint bench clean
+
+install: system-deps $(STAMP)
+
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/vismanip collect --config configs/collect/lift.yaml --episodes 20 --workers 2 --out $(DEMO_DIR)/lift.hdf5
+	$(VENV)/bin/vismanip data validate $(DEMO_DIR)/lift.hdf5
+	$(VENV)/bin/vismanip data info $(DEMO_DIR)/lift.hdf5
+
+test: install
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check vismanip tests scripts
+	$(VENV)/bin/ruff format --check vismanip tests scripts
+
+bench: install
+	$(PY) scripts/bench_env.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

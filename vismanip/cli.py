@@ -1,0 +1,140 @@
+"""`vismanip` command line: every command takes its flags, then `key=value` config overrides.
+
+    vismanip collect --task lift --episodes 200 --workers 2 --out data/lift.hdf5 expert_noise=0.05
+    vismanip data info data/lift.hdf5
+    vismanip data validate data/lift.hdf5
+
+Errors a user can cause print one line (`error: ...`) and exit 1; Ctrl-C exits 130 and
+long jobs continue when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from vismanip.errors import VismanipError
+
+OVERRIDES = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vismanip")
+def cli() -> None:
+    """Vision-based manipulation from demonstrations: collect, inspect, train, evaluate."""
+
+
+@cli.command()
+@click.option(
+    "--config", "config_path", type=click.Path(), help="YAML config (configs/collect/*.yaml)."
+)
+@click.option("--task", help="Task name: lift, pick_place_can.")
+@click.option("--episodes", type=int, help="Demos wanted in the output.")
+@click.option("--workers", type=int, help="Simulator processes.")
+@click.option("--camera", help="Comma-separated cameras, e.g. agentview,robot0_eye_in_hand.")
+@click.option("--size", type=int, help="Image side in pixels.")
+@click.option("--seed", type=int, help="Base seed (attempt k uses the seed derived from seed, k).")
+@click.option("--out", help="Output HDF5 path.")
+@click.option("--keep-failed", is_flag=True, default=None, help="Keep unsuccessful episodes too.")
+@OVERRIDES
+def collect(config_path, task, episodes, workers, camera, size, seed, out, keep_failed, overrides):
+    """Collect scripted-expert camera demos into a robomimic HDF5 (resumable)."""
+    from vismanip.config import load_config
+    from vismanip.data.collect import CollectConfig
+    from vismanip.data.collect import collect as run_collect
+    from vismanip.data.validate import dataset_info
+
+    cameras = [name.strip() for name in camera.split(",") if name.strip()] if camera else None
+    config = load_config(
+        CollectConfig,
+        config_path,
+        overrides,
+        flag_values={
+            "env.task": task,
+            "episodes": episodes,
+            "workers": workers,
+            "env.cameras": cameras,
+            "env.image_size": size,
+            "seed": seed,
+            "out": out,
+            "keep_failed": keep_failed,
+        },
+    )
+    path = run_collect(config)
+    info = dataset_info(path)
+    click.echo(
+        f"{path}: {info['demos']} demos, {info['steps']} steps "
+        f"({info['success']['successful']} successful of {info['attempts']} attempts)"
+    )
+
+
+@cli.group()
+def data() -> None:
+    """Inspect and check datasets."""
+
+
+@data.command()
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def info(path: str, as_json: bool) -> None:
+    """Demos, steps, observation keys and shapes, action range, success."""
+    from vismanip.data.validate import dataset_info
+
+    summary = dataset_info(path)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    length = summary["episode_length"]
+    success = summary["success"]
+    click.echo(f"{summary['path']}  ({summary['env_name']})")
+    click.echo(f"  demos      {summary['demos']}  (masks: {summary['masks'] or 'none'})")
+    click.echo(
+        f"  steps      {summary['steps']}  (per demo min {length['min']}, "
+        f"mean {length['mean']:.1f}, max {length['max']})"
+    )
+    if success["known"]:
+        click.echo(f"  success    {success['successful']}/{success['known']} demos")
+    click.echo(f"  images     {summary['image_convention']} orientation")
+    click.echo("  obs")
+    for key, spec in summary["obs"].items():
+        click.echo(f"    {key:<28} {tuple(spec['shape'])!s:<16} {spec['dtype']}")
+    click.echo(f"  action min {summary['action_min']}")
+    click.echo(f"  action max {summary['action_max']}")
+
+
+@data.command()
+@click.argument("path", type=click.Path())
+def validate(path: str) -> None:
+    """Exit 0 if the dataset is valid; else print one line per problem and exit 1."""
+    from vismanip.data.validate import validate_dataset
+
+    problems = validate_dataset(path)
+    if problems:
+        for problem in problems:
+            click.echo(f"{path}: {problem}" if not problem.startswith(path) else problem, err=True)
+        sys.exit(1)
+    click.echo(f"{path}: valid")
+
+
+def main() -> None:
+    """Console entry point: one line per user error, no traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except VismanipError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("interrupted; run the same command again to continue", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run the same command again to continue", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()

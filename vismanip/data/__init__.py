@@ -1,0 +1,1 @@
+"""Demonstration data: robomimic-layout HDF5, validation, and parallel collection."""

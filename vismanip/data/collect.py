@@ -1,0 +1,279 @@
+"""Parallel, resumable collection of scripted-expert camera demos into one robomimic HDF5.
+
+Attempt k always runs the episode seeded from (seed, k), whichever worker runs it, so a
+dataset depends only on the config. Each finished attempt leaves a file in `<out>.parts/`
+(the demo, or a `.failed` marker), written atomically; a killed run loses at most the
+episodes in flight, and the same command picks up where it stopped. When enough demos
+exist they are assembled, in attempt order, into `<out>` (also atomically) and the parts
+are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vismanip.config import run_metadata
+from vismanip.data.hdf5 import assemble_dataset, demo_names, open_dataset, write_episode_file
+from vismanip.envs.rendering import ensure_gl_backend
+from vismanip.envs.tasks import EnvConfig, VisionEnv, env_args_json, task_spec
+from vismanip.errors import VismanipError
+from vismanip.evaluation.rollout import rollout
+from vismanip.experts import EXPERTS, make_expert
+
+# Give up when the expert fails this often: something is wrong with the task or expert.
+MAX_ATTEMPTS_PER_DEMO = 4
+
+
+@dataclass
+class CollectConfig:
+    """One demo-collection job.
+
+    env: the scene and cameras (see EnvConfig).
+    episodes: demos wanted in the output (successful ones unless keep_failed).
+    workers: simulator processes (each renders with its own GL context).
+    seed: base seed; attempt k runs the episode seeded from (seed, k).
+    out: output HDF5 path.
+    keep_failed: also keep unsuccessful episodes (their `success` attribute says so).
+    expert_noise: std of Gaussian noise added to the expert's motion actions.
+    valid_fraction: share of demos listed in mask/valid.
+    """
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    episodes: int = 200
+    workers: int = 2
+    seed: int = 0
+    out: str = "data/demos.hdf5"
+    keep_failed: bool = False
+    expert_noise: float = 0.0
+    valid_fraction: float = 0.1
+
+
+def episode_seed(base_seed: int, attempt: int) -> int:
+    return int(np.random.SeedSequence([base_seed, attempt]).generate_state(1)[0])
+
+
+def collect(config: CollectConfig, show_progress: bool = True) -> Path:
+    """Collect until `config.episodes` demos exist in `config.out`; returns that path."""
+    _check_config(config)
+    out = Path(config.out)
+    parts = out.with_name(out.name + ".parts")
+    existing_demos, attempts_before = _existing_output(out, config)
+    if existing_demos >= config.episodes and not parts.exists():
+        return out
+    parts.mkdir(parents=True, exist_ok=True)
+    _check_same_settings(parts, config)
+
+    finished = _finished_attempts(parts)
+    kept = existing_demos + sum(1 for success in finished.values() if success or config.keep_failed)
+    next_attempt = max([attempts_before - 1, *finished]) + 1
+    with tqdm(
+        total=config.episodes,
+        initial=min(kept, config.episodes),
+        desc="collect",
+        unit="demo",
+        disable=not show_progress,
+        dynamic_ncols=True,
+    ) as progress:
+        for attempt, success in _run_attempts(config, parts, next_attempt, kept):
+            finished[attempt] = success
+            if success or config.keep_failed:
+                kept += 1
+                progress.update(1)
+            progress.set_postfix(attempts=len(finished) + attempts_before, refresh=False)
+    _assemble(out, parts, config, finished, attempts_before)
+    shutil.rmtree(parts)
+    return out
+
+
+def _check_config(config: CollectConfig) -> None:
+    task_spec(config.env.task)
+    if config.env.task not in EXPERTS:
+        raise VismanipError(f"no scripted expert for task {config.env.task!r}")
+    if config.episodes < 1:
+        raise VismanipError(f"episodes must be at least 1, not {config.episodes}")
+    if config.workers < 1:
+        raise VismanipError(f"workers must be at least 1, not {config.workers}")
+    if not 0.0 <= config.valid_fraction < 1.0:
+        raise VismanipError(f"valid_fraction must be in [0, 1), not {config.valid_fraction}")
+    if not config.env.cameras:
+        raise VismanipError("at least one camera is needed (--camera agentview)")
+
+
+def _existing_output(out: Path, config: CollectConfig) -> tuple[int, int]:
+    """(demos, attempts) already in a finished dataset at `out`, checked to match `config`."""
+    if not out.exists():
+        return 0, 0
+    with open_dataset(out) as file:
+        stored = json.loads(file["data"].attrs.get("vismanip_run", "{}")).get("config")
+        if stored is None:
+            raise VismanipError(
+                f"{out} exists and was not made by `vismanip collect`; choose another --out"
+            )
+        _compare_settings(stored, config, str(out))
+        return len(demo_names(file)), int(file["data"].attrs.get("attempts", 0))
+
+
+def _settings(config: CollectConfig | dict) -> dict:
+    """The parts of a config that change what an episode looks like."""
+    values = asdict(config) if isinstance(config, CollectConfig) else config
+    return {key: values[key] for key in ("env", "seed", "keep_failed", "expert_noise")}
+
+
+def _compare_settings(stored: dict, config: CollectConfig, where: str) -> None:
+    current = _settings(config)
+    stored = _settings(stored)
+    if stored != current:
+        changed = [key for key in current if stored.get(key) != current[key]]
+        raise VismanipError(
+            f"{where} was collected with different settings ({', '.join(changed)}); "
+            "use the same settings to continue it, or another --out"
+        )
+
+
+def _check_same_settings(parts: Path, config: CollectConfig) -> None:
+    settings_file = parts / "config.json"
+    if settings_file.exists():
+        _compare_settings(json.loads(settings_file.read_text()), config, str(parts))
+    else:
+        settings_file.write_text(json.dumps(asdict(config), indent=2))
+
+
+def _finished_attempts(parts: Path) -> dict[int, bool]:
+    """attempt -> success, for every attempt that left a file (tmp files are discarded)."""
+    finished = {}
+    for path in parts.iterdir():
+        if path.suffix == ".hdf5" and path.stem.startswith("attempt_"):
+            finished[int(path.stem.split("_")[1])] = True
+        elif path.suffix == ".failed":
+            finished[int(path.stem.split("_")[1])] = False
+        elif path.suffix == ".tmp":
+            path.unlink()  # an episode that was being written when the run died
+    return finished
+
+
+def _attempt_path(parts: Path, attempt: int, success: bool) -> Path:
+    return parts / (f"attempt_{attempt:06d}" + (".hdf5" if success else ".failed"))
+
+
+def _run_attempts(config: CollectConfig, parts: Path, first_attempt: int, kept: int):
+    """Yield (attempt, success) as attempts finish, until enough demos are kept."""
+    needed = config.episodes - kept
+    if needed <= 0:
+        return
+    max_attempts = MAX_ATTEMPTS_PER_DEMO * config.episodes + 10
+    if config.workers == 1:
+        worker = _Worker(config, parts)
+        attempt = first_attempt
+        while needed > 0 and attempt < max_attempts:
+            success = worker.run(attempt)
+            needed -= success or config.keep_failed
+            yield attempt, success
+            attempt += 1
+        worker.close()
+    else:
+        ensure_gl_backend(config.env.render.backend)  # probe once; workers inherit MUJOCO_GL
+        context = get_context("spawn")  # GL contexts do not survive fork
+        with ProcessPoolExecutor(
+            config.workers, mp_context=context, initializer=_init_worker, initargs=(config, parts)
+        ) as pool:
+            attempt = first_attempt
+            running: set[Future] = set()
+            while needed > 0:
+                while (
+                    len(running) < 2 * config.workers
+                    and len(running) < needed
+                    and attempt < max_attempts
+                ):
+                    running.add(pool.submit(_run_in_worker, attempt))
+                    attempt += 1
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished_attempt, success = future.result()
+                    needed -= success or config.keep_failed
+                    yield finished_attempt, success
+            for future in running:
+                future.cancel()
+    if needed > 0:
+        raise VismanipError(
+            f"the expert failed too often: {max_attempts} attempts gave fewer than "
+            f"{config.episodes} successful demos (parts kept in {parts})"
+        )
+
+
+class _Worker:
+    """Owns one env (and GL context) and runs attempts in it."""
+
+    def __init__(self, config: CollectConfig, parts: Path) -> None:
+        self.config = config
+        self.parts = parts
+        self.env = VisionEnv(config.env)
+        self.model_xml = self.env.model_xml()
+
+    def run(self, attempt: int) -> bool:
+        seed = episode_seed(self.config.seed, attempt)
+        expert = None
+
+        def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+            # The expert is built on the first step, after rollout's reset: it reads the
+            # episode's scene (target bin, resting height) from the env.
+            nonlocal expert
+            if expert is None:
+                expert = make_expert(self.config.env.task, self.env, self.config.expert_noise, seed)
+            return expert.act(obs)
+
+        episode = rollout(self.env, act, seed)
+        path = _attempt_path(self.parts, attempt, episode.success)
+        if episode.success or self.config.keep_failed:
+            write_episode_file(path.with_suffix(".hdf5"), episode, attempt, self.model_xml)
+        else:
+            path.touch()
+        return episode.success
+
+    def close(self) -> None:
+        self.env.close()
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(config: CollectConfig, parts: Path) -> None:
+    global _worker
+    _worker = _Worker(config, parts)
+
+
+def _run_in_worker(attempt: int) -> tuple[int, bool]:
+    assert _worker is not None
+    return attempt, _worker.run(attempt)
+
+
+def _assemble(
+    out: Path, parts: Path, config: CollectConfig, finished: dict[int, bool], attempts_before: int
+) -> None:
+    """Existing demos first, then the new ones in attempt order, up to `episodes` demos."""
+    sources: list[tuple[Path, str]] = []
+    if out.exists():
+        with open_dataset(out) as file:
+            sources = [(out, f"data/{name}") for name in demo_names(file)]
+    for attempt in sorted(finished):
+        shard = _attempt_path(parts, attempt, True)
+        if shard.exists():
+            sources.append((shard, "demo"))
+    assemble_dataset(
+        out,
+        sources[: config.episodes],
+        env_args_json=env_args_json(config.env),
+        attempts=attempts_before + len(finished),
+        valid_fraction=config.valid_fraction,
+        split_seed=config.seed,
+        run_metadata=run_metadata(config, config.seed),
+    )

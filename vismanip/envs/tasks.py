@@ -1,0 +1,228 @@
+"""Task registry and the one environment wrapper every stage uses.
+
+`make_env(EnvConfig)` builds a robosuite env (Panda, OSC_POSE deltas in [-1, 1]) and wraps
+it so that observations use robomimic's key names, camera images come from our lean
+`CameraRenderer`, episodes are seeded, and the env can describe itself for the HDF5 file
+(`env_args`, model XML, flattened sim state).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from vismanip.envs.rendering import CameraRenderer, RenderConfig, check_not_noise, ensure_gl_backend
+from vismanip.errors import VismanipError
+
+ACTION_DIM = 7  # OSC_POSE delta position (3) + delta axis-angle (3) + gripper (1)
+ROBOSUITE_ENV_TYPE = 1  # robomimic's EnvType.ROBOSUITE_TYPE
+
+
+@dataclass
+class TaskSpec:
+    """What differs between tasks: the robosuite env, its default horizon, extra kwargs."""
+
+    env_name: str
+    horizon: int
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+TASKS: dict[str, TaskSpec] = {
+    "lift": TaskSpec(env_name="Lift", horizon=200),
+    "pick_place_can": TaskSpec(env_name="PickPlaceCan", horizon=400),
+}
+
+
+def register_task(name: str, spec: TaskSpec) -> None:
+    """Add a task to the registry (e.g. from a plug-in); experts register separately."""
+    TASKS[name] = spec
+
+
+def task_spec(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise VismanipError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+@dataclass
+class EnvConfig:
+    """The simulated scene a policy sees.
+
+    task: registry name ("lift", "pick_place_can").
+    cameras: camera names; each gives an observation "<camera>_image".
+    image_size: square image side in pixels.
+    control_freq: policy steps per second (robosuite's control_freq).
+    horizon: steps before an episode times out; 0 means the task's default.
+    render: how images are drawn (see RenderConfig).
+    """
+
+    task: str = "lift"
+    cameras: list[str] = field(default_factory=lambda: ["agentview"])
+    image_size: int = 84
+    control_freq: int = 20
+    horizon: int = 0
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+
+# Keys robosuite reports that duplicate others (concatenations) and are not stored.
+_DROPPED_KEYS = ("robot0_proprio-state",)
+
+
+class VisionEnv:
+    """A seeded robosuite env with robomimic observation keys and lean camera images."""
+
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config
+        self.spec = task_spec(config.task)
+        if config.image_size < 8:
+            raise VismanipError(f"image_size must be at least 8 pixels, not {config.image_size}")
+        robosuite = import_robosuite(config.render.backend)
+        self.horizon = config.horizon or self.spec.horizon
+        self.robosuite_kwargs = robosuite_kwargs(config)
+        self.env = robosuite.make(
+            self.spec.env_name,
+            has_renderer=False,
+            has_offscreen_renderer=False,
+            use_camera_obs=False,
+            ignore_done=True,  # we count steps ourselves (self.horizon)
+            hard_reset=False,  # keep one MjModel: the renderer and randomizers hold it
+            horizon=self.horizon,
+            **self.robosuite_kwargs,
+        )
+        self.renderer = CameraRenderer(
+            self.env.sim.model._model, config.cameras, config.image_size, config.render
+        )
+        self._frames_checked = False
+        self.steps = 0
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, seed: int) -> dict[str, np.ndarray]:
+        """Start an episode whose initial scene depends only on `seed`."""
+        fresh = np.random.default_rng(seed)
+        # robosuite's placement samplers share env.rng: reseed it in place.
+        self.env.rng.bit_generator.state = fresh.bit_generator.state
+        self.steps = 0
+        return self._observe(self.env.reset())
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, dict]:
+        """Apply one 7-D action in [-1, 1]; `done` is success or the horizon."""
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (ACTION_DIM,):
+            raise VismanipError(f"action must have shape ({ACTION_DIM},), not {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise VismanipError(f"action contains NaN or inf: {action}")
+        raw, reward, _, _ = self.env.step(np.clip(action, -1.0, 1.0))
+        self.steps += 1
+        success = self.is_success()
+        done = success or self.steps >= self.horizon
+        return self._observe(raw), float(reward), done, {"success": success}
+
+    def is_success(self) -> bool:
+        return bool(self.env._check_success())
+
+    def _observe(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
+        obs = {}
+        for key, value in raw.items():
+            if key in _DROPPED_KEYS or key.endswith("_image"):
+                continue
+            # robomimic names robosuite's "object-state" simply "object".
+            obs["object" if key == "object-state" else key] = np.asarray(value, dtype=np.float64)
+        images = self.renderer.render(self.env.sim.data._data)
+        if not self._frames_checked:
+            for key, image in images.items():
+                problem = check_not_noise(image)
+                if problem:
+                    raise VismanipError(f"{key}: {problem}; set MUJOCO_GL=osmesa or egl to switch")
+            self._frames_checked = True
+        obs.update(images)
+        return obs
+
+    # ------------------------------------------------------------------ description
+    def sim_state(self) -> np.ndarray:
+        """Flattened MuJoCo state (time, qpos, qvel), robomimic's `states` row."""
+        return np.asarray(self.env.sim.get_state().flatten())
+
+    def model_xml(self) -> str:
+        return self.env.sim.model.get_xml()
+
+    def close(self) -> None:
+        self.renderer.close()
+        self.env.close()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in env_args")
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
+def import_robosuite(gl_backend: str = "auto") -> ModuleType:
+    """Import robosuite after choosing the GL backend (mujoco binds it at import), quietly.
+
+    robosuite logs INFO/WARNING lines on import and env creation (macro files, optional
+    robot packages, unused controller parts) that say nothing to our users; errors pass.
+    """
+    ensure_gl_backend(gl_backend)
+    logger = logging.getLogger("robosuite_logs")
+    if _errors_only not in logger.filters:
+        logger.addFilter(_errors_only)
+    import robosuite
+
+    return robosuite
+
+
+def make_env(config: EnvConfig) -> VisionEnv:
+    return VisionEnv(config)
+
+
+def robosuite_kwargs(config: EnvConfig) -> dict[str, Any]:
+    """The robosuite.make arguments that define the task (not how we render it)."""
+    import_robosuite(config.render.backend)
+    from robosuite.controllers import load_composite_controller_config
+
+    return dict(
+        robots="Panda",
+        controller_configs=load_composite_controller_config(controller="BASIC", robot="Panda"),
+        control_freq=config.control_freq,
+        reward_shaping=False,
+        use_object_obs=True,
+        **task_spec(config.task).env_kwargs,
+    )
+
+
+def env_args(config: EnvConfig) -> dict[str, Any]:
+    """robomimic's `env_args`: enough for robomimic to rebuild this env with cameras."""
+    size = config.image_size
+    env_kwargs = dict(
+        robosuite_kwargs(config),
+        has_renderer=False,
+        has_offscreen_renderer=True,
+        use_camera_obs=True,
+        camera_names=list(config.cameras),
+        camera_heights=size,
+        camera_widths=size,
+        ignore_done=True,
+        hard_reset=False,
+        horizon=config.horizon or task_spec(config.task).horizon,
+    )
+    return {
+        "env_name": task_spec(config.task).env_name,
+        "env_type": ROBOSUITE_ENV_TYPE,
+        "env_kwargs": env_kwargs,
+        "vismanip": {"env_config": asdict(config)},
+    }
+
+
+def env_args_json(config: EnvConfig) -> str:
+    return json.dumps(env_args(config), default=_json_default)

@@ -1,0 +1,1 @@
+"""Rollouts in the simulator and (later) metrics and reports built on them."""

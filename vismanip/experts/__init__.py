@@ -1,0 +1,62 @@
+"""Scripted oracles that read privileged sim state; they make demos and answer DAgger."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vismanip.errors import VismanipError
+from vismanip.experts.base import Expert, NoisyExpert
+from vismanip.experts.lift import LiftExpert
+from vismanip.experts.pick_place import PickPlaceExpert
+
+if TYPE_CHECKING:
+    from vismanip.envs import VisionEnv
+
+
+PLACE_INSET_M = 0.05  # keep the placed object this far inside its target area
+
+
+def _lift_expert(env: VisionEnv) -> Expert:
+    return LiftExpert(table_height=float(env.env.table_offset[2]))
+
+
+def _pick_place_expert(env: VisionEnv) -> Expert:
+    """Reads the target bin of the single object robosuite placed this episode."""
+    suite_env = env.env
+    object_id = suite_env.object_id
+    target = suite_env.target_bin_placements[object_id]
+    half = np.asarray(suite_env.bin_size[:2]) / 4.0  # each target is a quarter of bin 2
+    low, high = target[:2] - half, target[:2] + half
+    # robosuite's nominal spot (the quarter's centre) is at the edge of the Panda's reach;
+    # any point inside the quarter succeeds, so aim at the reachable one nearest the base.
+    base_xy = np.asarray(suite_env.robots[0].base_pos)[:2]
+    place_xy = np.clip(base_xy, low + PLACE_INSET_M, high - PLACE_INSET_M)
+    name = suite_env.objects[object_id].name
+    # Objects start at rest in bin 1; bin 2's floor is level with it plus the bins' offset.
+    start_z = suite_env.sim.data.body_xpos[suite_env.obj_body_id[name]][2]
+    rest_height = float(start_z - suite_env.bin1_pos[2] + suite_env.bin2_pos[2])
+    return PickPlaceExpert(
+        object_key=name,
+        target_xy=place_xy,
+        target_bounds=(low, high),
+        rim_height=float(suite_env.bin2_pos[2]) + 0.1,
+        rest_height=rest_height,
+    )
+
+
+EXPERTS = {"lift": _lift_expert, "pick_place_can": _pick_place_expert}
+
+
+def make_expert(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0) -> Expert:
+    """The scripted oracle for `task`, built for the episode `env` was just reset to."""
+    if task not in EXPERTS:
+        raise VismanipError(
+            f"no scripted expert for task {task!r}; available: {', '.join(EXPERTS)}"
+        )
+    expert = EXPERTS[task](env)
+    return NoisyExpert(expert, noise_std, seed) if noise_std > 0 else expert
+
+
+__all__ = ["EXPERTS", "Expert", "NoisyExpert", "make_expert"]
