@@ -21,6 +21,7 @@ from vismanip.errors import VismanipError
 
 ACTION_DIM = 7  # OSC_POSE delta position (3) + delta axis-angle (3) + gripper (1)
 ROBOSUITE_ENV_TYPE = 1  # robomimic's EnvType.ROBOSUITE_TYPE
+MODEL_SEED = 0
 
 
 @dataclass
@@ -92,6 +93,9 @@ class VisionEnv:
             ignore_done=True,  # we count steps ourselves (self.horizon)
             hard_reset=False,  # keep one MjModel: the renderer and randomizers hold it
             horizon=self.horizon,
+            # The model is built once, from env.rng (e.g. Lift's cube size): a fixed seed
+            # makes every env instance, in every worker, the same scene.
+            seed=MODEL_SEED,
             **self.robosuite_kwargs,
         )
         self.renderer = CameraRenderer(

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny synthetic datasets made on the fly (no simulator needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vismanip.data.hdf5 import assemble_dataset, write_episode_file
+from vismanip.evaluation.rollout import Episode
+
+IMAGE_SIZE = 32
+ENV_ARGS = json.dumps({"env_name": "Lift", "env_type": 1, "env_kwargs": {"robots": "Panda"}})
+
+
+def make_episode(steps: int, seed: int) -> Episode:
+    """A fake episode with robomimic's keys: one camera, proprio, object state."""
+    rng = np.random.default_rng(seed)
+    episode = Episode(seed=seed, success=True)
+    for t in range(steps + 1):
+        episode._record_obs(
+            {
+                "agentview_image": rng.integers(
+                    0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8
+                ),
+                "robot0_eef_pos": rng.normal(size=3),
+                "object": rng.normal(size=10),
+            }
+        )
+        if t < steps:
+            episode.actions.append(rng.uniform(-1, 1, size=7))
+            episode.rewards.append(float(t == steps - 1))
+            episode.dones.append(t == steps - 1)
+            episode.states.append(rng.normal(size=20))
+    return episode
+
+
+def write_dataset(path: Path, lengths: list[int], valid_fraction: float = 0.34) -> list[Episode]:
+    episodes = [make_episode(steps, seed) for seed, steps in enumerate(lengths)]
+    shards = []
+    for index, episode in enumerate(episodes):
+        shard = path.parent / f"shard_{index}.hdf5"
+        write_episode_file(shard, episode, attempt=index, model_xml="<mujoco/>")
+        shards.append((shard, "demo"))
+    assemble_dataset(path, shards, ENV_ARGS, len(lengths), valid_fraction, 0, "{}")
+    return episodes
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> tuple[Path, list[Episode]]:
+    """A valid 3-demo dataset at 32x32 and the episodes it was written from."""
+    path = tmp_path / "tiny.hdf5"
+    return path, write_dataset(path, [5, 7, 6])
