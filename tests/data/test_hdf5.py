@@ -20,7 +20,7 @@ def test_round_trip_keeps_every_array(tiny_dataset):
         assert demo_names(file) == ["demo_0", "demo_1", "demo_2"]
         assert file["data"].attrs["total"] == sum(len(e) for e in episodes)
         assert image_convention(file) == IMAGE_CONVENTION
-        for name, episode in zip(demo_names(file), episodes):
+        for name, episode in zip(demo_names(file), episodes, strict=True):
             demo = file["data"][name]
             steps = len(episode)
             assert demo.attrs["num_samples"] == steps

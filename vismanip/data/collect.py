@@ -11,6 +11,7 @@ are removed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -248,6 +249,9 @@ _worker: _Worker | None = None
 
 def _init_worker(config: CollectConfig, parts: Path) -> None:
     global _worker
+    # One worker per core: Mesa's llvmpipe would otherwise start a render thread per core
+    # in every worker and they would fight over the same cores.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
     _worker = _Worker(config, parts)
 
 

@@ -64,14 +64,19 @@ def ensure_gl_backend(preferred: str = "auto") -> str:
     crash the process that loads it.
     """
     chosen = os.environ.get("MUJOCO_GL")
+    if "mujoco" in sys.modules:
+        if chosen:
+            return chosen  # already bound in this process, nothing more to choose
+        raise VismanipError(
+            "mujoco was imported before vismanip chose a headless GL backend; import "
+            "vismanip.envs first, or set MUJOCO_GL=egl (or osmesa) before starting Python"
+        )
     if chosen:
         candidates = [chosen]
     elif preferred != "auto":
         candidates = [preferred]
     else:
         candidates = list(GL_BACKENDS)
-    if chosen and "mujoco" in sys.modules:
-        return chosen  # already bound in this process, nothing more to choose
     failures = []
     for backend in candidates:
         if backend not in GL_BACKENDS:
