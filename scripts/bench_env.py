@@ -5,7 +5,7 @@
    own camera-observation path; each as a ratio to physics only.
 2. collection throughput (scripted expert, images, HDF5 writing) with 1 vs 2 workers.
 
-    python scripts/bench_env.py --task lift --size 84 --steps 200 --episodes 30
+    python scripts/bench_env.py --task lift --size 84 --steps 200 --episodes 100
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--camera", default="agentview")
     parser.add_argument("--size", type=int, default=84)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--episodes", type=int, default=100)
     args = parser.parse_args()
     config = EnvConfig(task=args.task, cameras=args.camera.split(","), image_size=args.size)
 

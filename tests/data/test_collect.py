@@ -146,3 +146,15 @@ def test_bad_collect_inputs_fail_in_one_line(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert lines[-1].startswith(message), (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_enough_counts_only_a_gap_free_prefix_of_attempts():
+    """An attempt still running when a worker was killed must be rerun, not skipped."""
+    from vismanip.data.collect import _enough
+
+    config = CollectConfig(episodes=2)
+    assert not _enough({0: True, 2: True}, 0, 0, config)  # attempt 1 missing
+    assert not _enough({0: True, 1: False, 2: False}, 0, 0, config)
+    assert _enough({0: True, 1: False, 2: True}, 0, 0, config)
+    assert _enough({5: True}, 1, 5, config)  # one demo already in the output file
+    assert _enough({0: False, 1: False}, 0, 0, CollectConfig(episodes=2, keep_failed=True))

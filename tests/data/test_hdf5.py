@@ -79,3 +79,29 @@ def test_open_reports_truncated_file(tiny_dataset):
     with pytest.raises(VismanipError, match=str(path)):
         with open_dataset(path) as file:
             demo_names(file)
+
+
+def test_robomimic_written_dataset_reads_like_ours(tmp_path):
+    """A file from robomimic/robosuite tools: no vismanip attributes, no next_obs, no masks,
+    images in robosuite's default (upside-down) orientation."""
+    from vismanip.data.validate import dataset_info, validate_dataset
+
+    path = tmp_path / "robomimic.hdf5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as file:
+        data = file.create_group("data")
+        data.attrs["env_args"] = '{"env_name": "PickPlaceCan", "env_type": 1, "env_kwargs": {}}'
+        data.attrs["total"] = 9
+        for index, steps in enumerate((4, 5)):
+            demo = data.create_group(f"demo_{index}")
+            demo.attrs["num_samples"] = steps
+            demo["actions"] = rng.uniform(-1, 1, (steps, 7))
+            demo["states"] = rng.normal(size=(steps, 30))
+            demo["obs/agentview_image"] = rng.integers(0, 255, (steps, 84, 84, 3), dtype=np.uint8)
+            demo["obs/robot0_eef_pos"] = rng.normal(size=(steps, 3))
+
+    assert validate_dataset(path) == []
+    info = dataset_info(path)
+    assert info["demos"] == 2 and info["steps"] == 9 and info["env_name"] == "PickPlaceCan"
+    assert info["image_convention"] == FOREIGN_IMAGE_CONVENTION
+    assert info["obs"]["agentview_image"]["shape"] == [84, 84, 3]

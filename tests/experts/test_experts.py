@@ -83,3 +83,16 @@ def test_noise_is_seeded_and_spares_the_gripper():
     again = NoisyExpert(Still(), 0.1, seed=4).act({})
     np.testing.assert_array_equal(first, again)
     assert first[-1] == 1.0 and np.abs(first[:6]).sum() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["lift", "pick_place_can"])
+def test_expert_success_rate_over_20_episodes(task):
+    env = VisionEnv(EnvConfig(task=task, image_size=16))
+    try:
+        successes = sum(
+            rollout(env, _expert_actor(env), seed, record=False).success for seed in range(20)
+        )
+    finally:
+        env.close()
+    assert successes >= 19, f"{task}: {successes}/20"

@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from itertools import count, islice
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -73,8 +76,7 @@ def collect(config: CollectConfig, show_progress: bool = True) -> Path:
     _check_same_settings(parts, config)
 
     finished = _finished_attempts(parts)
-    kept = existing_demos + sum(1 for success in finished.values() if success or config.keep_failed)
-    next_attempt = max([attempts_before - 1, *finished]) + 1
+    kept = existing_demos + sum(1 for ok in finished.values() if ok or config.keep_failed)
     with tqdm(
         total=config.episodes,
         initial=min(kept, config.episodes),
@@ -83,10 +85,8 @@ def collect(config: CollectConfig, show_progress: bool = True) -> Path:
         disable=not show_progress,
         dynamic_ncols=True,
     ) as progress:
-        for attempt, success in _run_attempts(config, parts, next_attempt, kept):
-            finished[attempt] = success
+        for success in _run_attempts(config, parts, finished, existing_demos, attempts_before):
             if success or config.keep_failed:
-                kept += 1
                 progress.update(1)
             progress.set_postfix(attempts=len(finished) + attempts_before, refresh=False)
     _assemble(out, parts, config, finished, attempts_before)
@@ -164,51 +164,75 @@ def _attempt_path(parts: Path, attempt: int, success: bool) -> Path:
     return parts / (f"attempt_{attempt:06d}" + (".hdf5" if success else ".failed"))
 
 
-def _run_attempts(config: CollectConfig, parts: Path, first_attempt: int, kept: int):
-    """Yield (attempt, success) as attempts finish, until enough demos are kept."""
-    needed = config.episodes - kept
-    if needed <= 0:
-        return
-    max_attempts = MAX_ATTEMPTS_PER_DEMO * config.episodes + 10
+def _enough(finished: dict[int, bool], existing: int, first: int, config: CollectConfig) -> bool:
+    """True once the attempts first, first+1, ... finished without a gap hold enough demos.
+
+    Counting a gap-free prefix (not whatever finished first) makes the dataset the same
+    however many workers ran it and wherever it was interrupted.
+    """
+    kept, attempt = existing, first
+    while attempt in finished and kept < config.episodes:
+        kept += finished[attempt] or config.keep_failed
+        attempt += 1
+    return kept >= config.episodes
+
+
+def _run_attempts(
+    config: CollectConfig,
+    parts: Path,
+    finished: dict[int, bool],
+    existing: int,
+    first: int,
+) -> Iterator[bool]:
+    """Run attempts not yet in `finished` (in order), recording each; yield their success."""
+    budget = first + MAX_ATTEMPTS_PER_DEMO * config.episodes + 10
+    todo = (attempt for attempt in count(first) if attempt not in finished and attempt < budget)
+    running: set[Future] = set()
+    with _executor(config, parts) as executor:
+        while not _enough(finished, existing, first, config):
+            for attempt in islice(todo, 2 * config.workers - len(running)):
+                running.add(executor.submit(_run_in_worker, attempt))
+            if not running:
+                raise VismanipError(
+                    f"the expert failed too often: {budget - first} attempts gave fewer than "
+                    f"{config.episodes} demos (finished episodes are kept in {parts})"
+                )
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                attempt, success = future.result()
+                finished[attempt] = success
+                yield success
+        for future in running:
+            future.cancel()
+
+
+@contextmanager
+def _executor(config: CollectConfig, parts: Path) -> Iterator[Executor]:
+    """Worker processes, or the calling process itself when workers == 1."""
     if config.workers == 1:
-        worker = _Worker(config, parts)
-        attempt = first_attempt
-        while needed > 0 and attempt < max_attempts:
-            success = worker.run(attempt)
-            needed -= success or config.keep_failed
-            yield attempt, success
-            attempt += 1
-        worker.close()
-    else:
-        ensure_gl_backend(config.env.render.backend)  # probe once; workers inherit MUJOCO_GL
-        context = get_context("spawn")  # GL contexts do not survive fork
-        with ProcessPoolExecutor(
-            config.workers, mp_context=context, initializer=_init_worker, initargs=(config, parts)
-        ) as pool:
-            attempt = first_attempt
-            running: set[Future] = set()
-            while needed > 0:
-                while (
-                    len(running) < 2 * config.workers
-                    and len(running) < needed
-                    and attempt < max_attempts
-                ):
-                    running.add(pool.submit(_run_in_worker, attempt))
-                    attempt += 1
-                if not running:
-                    break
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    finished_attempt, success = future.result()
-                    needed -= success or config.keep_failed
-                    yield finished_attempt, success
-            for future in running:
-                future.cancel()
-    if needed > 0:
-        raise VismanipError(
-            f"the expert failed too often: {max_attempts} attempts gave fewer than "
-            f"{config.episodes} successful demos (parts kept in {parts})"
-        )
+        _init_worker(config, parts, own_process=False)
+        try:
+            yield _InProcessExecutor()
+        finally:
+            _close_worker()
+        return
+    ensure_gl_backend(config.env.render.backend)  # probe once; workers inherit MUJOCO_GL
+    with ProcessPoolExecutor(
+        config.workers,
+        mp_context=get_context("spawn"),  # GL contexts do not survive fork
+        initializer=_init_worker,
+        initargs=(config, parts),
+    ) as pool:
+        yield pool
+
+
+class _InProcessExecutor(Executor):
+    """Runs each submitted call at once, in this process (no pickling, easy to debug)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
 
 
 class _Worker:
@@ -247,12 +271,20 @@ class _Worker:
 _worker: _Worker | None = None
 
 
-def _init_worker(config: CollectConfig, parts: Path) -> None:
+def _init_worker(config: CollectConfig, parts: Path, own_process: bool = True) -> None:
     global _worker
-    # One worker per core: Mesa's llvmpipe would otherwise start a render thread per core
-    # in every worker and they would fight over the same cores.
-    os.environ.setdefault("LP_NUM_THREADS", "1")
+    if own_process:
+        # One worker per core: Mesa's llvmpipe would otherwise start a render thread per
+        # core in every worker, and they would fight over the same cores.
+        os.environ.setdefault("LP_NUM_THREADS", "1")
     _worker = _Worker(config, parts)
+
+
+def _close_worker() -> None:
+    global _worker
+    if _worker is not None:
+        _worker.close()
+        _worker = None
 
 
 def _run_in_worker(attempt: int) -> tuple[int, bool]:
@@ -261,22 +293,27 @@ def _run_in_worker(attempt: int) -> tuple[int, bool]:
 
 
 def _assemble(
-    out: Path, parts: Path, config: CollectConfig, finished: dict[int, bool], attempts_before: int
+    out: Path, parts: Path, config: CollectConfig, finished: dict[int, bool], first: int
 ) -> None:
-    """Existing demos first, then the new ones in attempt order, up to `episodes` demos."""
+    """Existing demos, then new ones in attempt order, until `episodes` demos.
+
+    Attempts after the last one used are dropped (and not counted), so extending the
+    dataset later continues exactly where one longer run would have.
+    """
     sources: list[tuple[Path, str]] = []
     if out.exists():
         with open_dataset(out) as file:
             sources = [(out, f"data/{name}") for name in demo_names(file)]
-    for attempt in sorted(finished):
-        shard = _attempt_path(parts, attempt, True)
-        if shard.exists():
-            sources.append((shard, "demo"))
+    attempt = first
+    while len(sources) < config.episodes:
+        if finished[attempt] or config.keep_failed:
+            sources.append((_attempt_path(parts, attempt, True), "demo"))
+        attempt += 1
     assemble_dataset(
         out,
-        sources[: config.episodes],
+        sources,
         env_args_json=env_args_json(config.env),
-        attempts=attempts_before + len(finished),
+        attempts=attempt,
         valid_fraction=config.valid_fraction,
         split_seed=config.seed,
         run_metadata=run_metadata(config, config.seed),

@@ -1,0 +1,52 @@
+import pytest
+
+from vismanip.config import load_config, run_metadata
+from vismanip.data.collect import CollectConfig
+from vismanip.errors import VismanipError
+
+
+def test_defaults_yaml_flags_and_overrides_layer_in_order(tmp_path):
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("episodes: 7\nenv:\n  task: pick_place_can\n  image_size: 64\n")
+    config = load_config(
+        CollectConfig,
+        yaml_file,
+        overrides=["env.image_size=32", "env.render.robot_meshes=visual", "env.cameras=[a,b]"],
+        flag_values={"episodes": 9, "seed": None},
+    )
+    assert config.episodes == 9  # flag beats YAML
+    assert config.env.task == "pick_place_can"  # YAML beats default
+    assert config.env.image_size == 32  # override beats YAML
+    assert config.env.render.robot_meshes == "visual"
+    assert config.env.cameras == ["a", "b"]
+    assert config.seed == 0  # unset flag keeps the default
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["env.colour=red"], "colour"),
+        (["episodes=many"], "episodes"),
+        (["episodes"], "not of the form key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides, message):
+    with pytest.raises(VismanipError, match=message):
+        load_config(CollectConfig, None, overrides)
+
+
+def test_missing_and_malformed_yaml(tmp_path):
+    with pytest.raises(VismanipError, match="config file not found"):
+        load_config(CollectConfig, tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("episodes: [1,\n")
+    with pytest.raises(VismanipError, match="not valid YAML"):
+        load_config(CollectConfig, bad)
+
+
+def test_run_metadata_records_config_seed_and_revision():
+    import json
+
+    meta = json.loads(run_metadata(CollectConfig(episodes=3), seed=3))
+    assert meta["config"]["episodes"] == 3 and meta["seed"] == 3
+    assert meta["git_revision"]
