@@ -5,7 +5,7 @@ import pytest
 
 from vismanip.envs.tasks import EnvConfig, VisionEnv
 from vismanip.evaluation.rollout import rollout
-from vismanip.experts import make_expert
+from vismanip.experts import expert_actor, make_expert
 from vismanip.experts.base import GRIPPER_OPEN, NoisyExpert
 
 pytestmark = pytest.mark.sim
@@ -18,21 +18,9 @@ def env(request):
     env.close()
 
 
-def _expert_actor(env, noise=0.0, seed=0):
-    expert = None
-
-    def act(obs):
-        nonlocal expert
-        if expert is None:
-            expert = make_expert(env.config.task, env, noise, seed)
-        return expert.act(obs)
-
-    return act
-
-
 def test_expert_succeeds_on_seeded_episodes(env):
     for seed in range(3):
-        episode = rollout(env, _expert_actor(env), seed, record=False)
+        episode = rollout(env, expert_actor(env.config.task, env), seed, record=False)
         assert episode.success, f"{env.config.task} seed {seed}"
 
 
@@ -91,7 +79,8 @@ def test_expert_success_rate_over_20_episodes(task):
     env = VisionEnv(EnvConfig(task=task, image_size=16))
     try:
         successes = sum(
-            rollout(env, _expert_actor(env), seed, record=False).success for seed in range(20)
+            rollout(env, expert_actor(env.config.task, env), seed, record=False).success
+            for seed in range(20)
         )
     finally:
         env.close()

@@ -30,7 +30,7 @@ from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.envs.tasks import EnvConfig, VisionEnv, env_args_json, task_spec
 from vismanip.errors import VismanipError
 from vismanip.evaluation.rollout import rollout
-from vismanip.experts import EXPERTS, make_expert
+from vismanip.experts import EXPERTS, expert_actor
 
 # Give up when the expert fails this often: something is wrong with the task or expert.
 MAX_ATTEMPTS_PER_DEMO = 4
@@ -160,8 +160,9 @@ def _finished_attempts(parts: Path) -> dict[int, bool]:
     return finished
 
 
-def _attempt_path(parts: Path, attempt: int, success: bool) -> Path:
-    return parts / (f"attempt_{attempt:06d}" + (".hdf5" if success else ".failed"))
+def _attempt_path(parts: Path, attempt: int, kept: bool) -> Path:
+    """A kept episode's file, or the marker of an attempt whose episode was dropped."""
+    return parts / (f"attempt_{attempt:06d}" + (".hdf5" if kept else ".failed"))
 
 
 def _enough(finished: dict[int, bool], existing: int, first: int, config: CollectConfig) -> bool:
@@ -246,22 +247,13 @@ class _Worker:
 
     def run(self, attempt: int) -> bool:
         seed = episode_seed(self.config.seed, attempt)
-        expert = None
-
-        def act(obs: dict[str, np.ndarray]) -> np.ndarray:
-            # The expert is built on the first step, after rollout's reset: it reads the
-            # episode's scene (target bin, resting height) from the env.
-            nonlocal expert
-            if expert is None:
-                expert = make_expert(self.config.env.task, self.env, self.config.expert_noise, seed)
-            return expert.act(obs)
-
-        episode = rollout(self.env, act, seed)
-        path = _attempt_path(self.parts, attempt, episode.success)
+        actor = expert_actor(self.config.env.task, self.env, self.config.expert_noise, seed)
+        episode = rollout(self.env, actor, seed)
         if episode.success or self.config.keep_failed:
-            write_episode_file(path.with_suffix(".hdf5"), episode, attempt, self.model_xml)
+            path = _attempt_path(self.parts, attempt, kept=True)
+            write_episode_file(path, episode, attempt, self.model_xml)
         else:
-            path.touch()
+            _attempt_path(self.parts, attempt, kept=False).touch()
         return episode.success
 
     def close(self) -> None:
@@ -307,7 +299,7 @@ def _assemble(
     attempt = first
     while len(sources) < config.episodes:
         if finished[attempt] or config.keep_failed:
-            sources.append((_attempt_path(parts, attempt, True), "demo"))
+            sources.append((_attempt_path(parts, attempt, kept=True), "demo"))
         attempt += 1
     assemble_dataset(
         out,

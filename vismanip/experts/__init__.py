@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,4 +60,23 @@ def make_expert(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0
     return NoisyExpert(expert, noise_std, seed) if noise_std > 0 else expert
 
 
-__all__ = ["EXPERTS", "Expert", "NoisyExpert", "make_expert"]
+def expert_actor(
+    task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0
+) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """An obs -> action callable for `rollout`: the expert is built on the first call.
+
+    `rollout` resets the env itself, and an expert must be built after that reset because
+    it reads the episode's scene (target bin, resting height) from the env.
+    """
+    expert: Expert | None = None
+
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        nonlocal expert
+        if expert is None:
+            expert = make_expert(task, env, noise_std, seed)
+        return expert.act(obs)
+
+    return act
+
+
+__all__ = ["EXPERTS", "Expert", "NoisyExpert", "expert_actor", "make_expert"]
