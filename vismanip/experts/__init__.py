@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +13,7 @@ from vismanip.experts.pick_place import PickPlaceExpert
 
 if TYPE_CHECKING:
     from vismanip.envs import VisionEnv
+    from vismanip.evaluation.rollout import Actor
 
 
 PLACE_INSET_M = 0.05  # keep the placed object this far inside its target area
@@ -60,9 +60,7 @@ def make_expert(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0
     return NoisyExpert(expert, noise_std, seed) if noise_std > 0 else expert
 
 
-def expert_actor(
-    task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0
-) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+def expert_actor(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0) -> Actor:
     """An obs -> action callable for `rollout`: the expert is built on the first call.
 
     `rollout` resets the env itself, and an expert must be built after that reset because
