@@ -72,3 +72,18 @@ def test_unknown_camera_and_task_name_valid_choices():
         VisionEnv(EnvConfig(task="lift", cameras=["wristcam"]))
     with pytest.raises(VismanipError, match="unknown task 'stack'.*lift, pick_place_can"):
         VisionEnv(EnvConfig(task="stack"))
+
+
+@pytest.mark.sim
+def test_second_renderer_on_the_same_model_still_draws_the_robot(lift_env):
+    """The lean mesh swap must be idempotent (sim2real or eval may build another renderer)."""
+    from vismanip.envs.rendering import CameraRenderer, RenderConfig
+
+    lift_env.reset(seed=0)
+    data = lift_env.env.sim.data._data
+    first = lift_env.renderer.render(data)["agentview_image"]
+    again = CameraRenderer(lift_env.env.sim.model._model, ["agentview"], 64, RenderConfig())
+    try:
+        np.testing.assert_array_equal(again.render(data)["agentview_image"], first)
+    finally:
+        again.close()
