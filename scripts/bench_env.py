@@ -5,7 +5,7 @@
    own camera-observation path; each as a ratio to physics only.
 2. collection throughput (scripted expert, images, HDF5 writing) with 1 vs 2 workers.
 
-    python scripts/bench_env.py --task lift --size 84 --steps 200 --episodes 100
+    python scripts/bench_env.py --task lift --size 84 --steps 200 --rounds 5 --episodes 100
 """
 
 from __future__ import annotations
@@ -24,41 +24,18 @@ from vismanip.envs.rendering import RenderConfig
 from vismanip.envs.tasks import EnvConfig, VisionEnv, import_robosuite
 
 
-def steps_per_second(step, steps: int) -> float:
-    for _ in range(5):  # warm-up
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - start)
-
-
 def random_actions(seed: int = 0):
     rng = np.random.default_rng(seed)
     return lambda: rng.uniform(-0.3, 0.3, size=7)
 
 
-def bench_steps(config: EnvConfig, steps: int) -> dict[str, float]:
-    results = {}
-    env = VisionEnv(config)
-    env.reset(0)
-    action = random_actions()
-    results["physics only (robosuite, no camera)"] = steps_per_second(
-        lambda: env.env.step(action()), steps
-    )
-    results["images, lean render (ours, default)"] = steps_per_second(
-        lambda: env.step(action()), steps
-    )
-    env.close()
+def bench_steps(config: EnvConfig, steps: int, rounds: int) -> dict[str, float]:
+    """Median steps/s per variant over `rounds` interleaved rounds (load changes hit all)."""
+    ours = VisionEnv(config)
     visual = VisionEnv(replace(config, render=RenderConfig(robot_meshes="visual")))
-    visual.reset(0)
-    results["images, detailed meshes (ours)"] = steps_per_second(
-        lambda: visual.step(action()), steps
-    )
-    visual.close()
     robosuite = import_robosuite()
     default = robosuite.make(
-        env.spec.env_name,
+        ours.spec.env_name,
         has_renderer=False,
         has_offscreen_renderer=True,
         use_camera_obs=True,
@@ -66,14 +43,30 @@ def bench_steps(config: EnvConfig, steps: int) -> dict[str, float]:
         camera_heights=config.image_size,
         camera_widths=config.image_size,
         ignore_done=True,
-        **env.robosuite_kwargs,
+        **ours.robosuite_kwargs,
     )
+    ours.reset(0)
+    visual.reset(0)
     default.reset()
-    results["images, robosuite's own renderer"] = steps_per_second(
-        lambda: default.step(action()), steps
-    )
-    default.close()
-    return results
+    action = random_actions()
+    variants = {
+        "physics only (robosuite, no camera)": lambda: ours.env.step(action()),
+        "images, lean render (ours, default)": lambda: ours.step(action()),
+        "images, detailed meshes (ours)": lambda: visual.step(action()),
+        "images, robosuite's own renderer": lambda: default.step(action()),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, step in variants.items():
+            for _ in range(5):  # warm-up
+                step()
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            rates[name].append(steps / (time.perf_counter() - start))
+    for env in (ours, visual, default):
+        env.close()
+    return {name: float(np.median(values)) for name, values in rates.items()}
 
 
 def bench_collection(config: EnvConfig, episodes: int, workers: int) -> tuple[float, float]:
@@ -93,21 +86,25 @@ def main() -> None:
     parser.add_argument("--task", default="lift")
     parser.add_argument("--camera", default="agentview")
     parser.add_argument("--size", type=int, default=84)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=200, help="steps per variant per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=100, help="0 skips the collection part")
     args = parser.parse_args()
     config = EnvConfig(task=args.task, cameras=args.camera.split(","), image_size=args.size)
 
     print(
-        f"# {args.task}, cameras {args.camera}, {args.size}x{args.size}, {args.steps} steps each\n"
+        f"# {args.task}, cameras {args.camera}, {args.size}x{args.size}: median of "
+        f"{args.rounds} interleaved rounds of {args.steps} steps\n"
     )
-    results = bench_steps(config, args.steps)
+    results = bench_steps(config, args.steps, args.rounds)
     physics = results["physics only (robosuite, no camera)"]
     print("| env step | steps/s | ratio to physics |")
     print("|---|---:|---:|")
     for name, rate in results.items():
         print(f"| {name} | {rate:.1f} | {rate / physics:.2f} |")
 
+    if args.episodes == 0:
+        return
     print(f"\n# collection: {args.episodes} expert demos, images, HDF5 writing\n")
     print("| workers | demos/s | env steps/s | speed-up |")
     print("|---:|---:|---:|---:|")

@@ -31,7 +31,7 @@ GL_BACKENDS = ("egl", "osmesa")
 VISUAL_GROUP = 1
 HIDDEN_GROUP = 5
 # Bodies whose heavy visual meshes the lean profile swaps for their collision meshes.
-LEAN_PREFIXES = ("robot0_", "fixed_mount0_")
+LEAN_PREFIXES = ("robot0_", "fixed_mount0_", "gripper0_right_right_gripper")
 LEAN_ROBOT_RGBA = (0.86, 0.86, 0.88, 1.0)
 
 
