@@ -11,14 +11,11 @@ are removed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from itertools import count, islice
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +23,10 @@ from tqdm import tqdm
 
 from vismanip.config import run_metadata
 from vismanip.data.hdf5 import assemble_dataset, demo_names, open_dataset, write_episode_file
-from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.envs.tasks import EnvConfig, VisionEnv, env_args_json, task_spec
 from vismanip.errors import VismanipError
 from vismanip.evaluation.rollout import rollout
+from vismanip.evaluation.workers import worker_pool
 from vismanip.experts import EXPERTS, expert_actor
 
 # Give up when the expert fails this often: something is wrong with the task or expert.
@@ -189,7 +186,9 @@ def _run_attempts(
     budget = first + MAX_ATTEMPTS_PER_DEMO * config.episodes + 10
     todo = (attempt for attempt in count(first) if attempt not in finished and attempt < budget)
     running: set[Future] = set()
-    with _executor(config, parts) as executor:
+    with worker_pool(
+        config.workers, _init_worker, (config, parts), _close_worker, config.env.render.backend
+    ) as executor:
         while not _enough(finished, existing, first, config):
             for attempt in islice(todo, 2 * config.workers - len(running)):
                 running.add(executor.submit(_run_in_worker, attempt))
@@ -205,35 +204,6 @@ def _run_attempts(
                 yield success
         for future in running:
             future.cancel()
-
-
-@contextmanager
-def _executor(config: CollectConfig, parts: Path) -> Iterator[Executor]:
-    """Worker processes, or the calling process itself when workers == 1."""
-    if config.workers == 1:
-        _init_worker(config, parts, own_process=False)
-        try:
-            yield _InProcessExecutor()
-        finally:
-            _close_worker()
-        return
-    ensure_gl_backend(config.env.render.backend)  # probe once; workers inherit MUJOCO_GL
-    with ProcessPoolExecutor(
-        config.workers,
-        mp_context=get_context("spawn"),  # GL contexts do not survive fork
-        initializer=_init_worker,
-        initargs=(config, parts),
-    ) as pool:
-        yield pool
-
-
-class _InProcessExecutor(Executor):
-    """Runs each submitted call at once, in this process (no pickling, easy to debug)."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
 
 
 class _Worker:
@@ -263,12 +233,8 @@ class _Worker:
 _worker: _Worker | None = None
 
 
-def _init_worker(config: CollectConfig, parts: Path, own_process: bool = True) -> None:
+def _init_worker(config: CollectConfig, parts: Path) -> None:
     global _worker
-    if own_process:
-        # One worker per core: Mesa's llvmpipe would otherwise start a render thread per
-        # core in every worker, and they would fight over the same cores.
-        os.environ.setdefault("LP_NUM_THREADS", "1")
     _worker = _Worker(config, parts)
 
 
