@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -67,6 +68,71 @@ def collect(config_path, task, episodes, workers, camera, size, seed, out, keep_
     click.echo(
         f"{path}: {info['demos']} demos, {info['steps']} steps "
         f"({info['success']['successful']} successful of {info['attempts']} attempts)"
+    )
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(), help="YAML config (configs/bc/*.yaml).")
+@click.option("--resume", "resume_dir", type=click.Path(), help="Continue the run in this folder.")
+@OVERRIDES
+def train(config_path, resume_dir, overrides):
+    """Train an image policy by behavioural cloning (Lightning); resumable."""
+    from vismanip.algos.bc import TrainConfig, load_run_config
+    from vismanip.algos.bc import train as run_train
+    from vismanip.config import load_config
+
+    if resume_dir:
+        config = load_run_config(resume_dir)
+        if overrides or config_path:
+            raise VismanipError(
+                "--resume continues a run with its saved config; drop the other settings"
+            )
+    else:
+        config = load_config(TrainConfig, config_path, overrides)
+    best = run_train(config, resume=bool(resume_dir))
+    click.echo(f"best checkpoint: {best}")
+
+
+@cli.command(name="eval")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--task", help="Task to evaluate in (default: the one the policy was trained for).")
+@click.option("--episodes", type=int, default=50, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True)
+@click.option(
+    "--videos", type=int, default=0, show_default=True, help="GIFs of the first N episodes."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), help="Report folder (default: next to the checkpoint).")
+def evaluate(checkpoint, task, episodes, workers, videos, seed, out):
+    """Roll a trained policy out in the simulator: success rate, metrics, videos, report."""
+    from dataclasses import replace
+
+    from vismanip.envs.tasks import EnvConfig, task_spec
+    from vismanip.evaluation.evaluate import load_checkpoint, run_evaluation, write_report
+
+    blob, stored_env = load_checkpoint(checkpoint)
+    description = blob[0]
+    if stored_env is None and not task:
+        raise VismanipError(f"{checkpoint}: trained without a task; pass --task")
+    env_config = EnvConfig(**{k: v for k, v in (stored_env or {}).items() if k != "render"})
+    if task:
+        task_spec(task)
+        env_config = replace(env_config, task=task)
+    env_config = replace(
+        env_config,
+        cameras=description["config"]["cameras"],
+        image_size=description["image_size"],
+    )
+    summary, results, clips = run_evaluation(
+        blob, env_config, episodes, workers, seed, videos, show_progress=True
+    )
+    folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}"
+    title = f"{Path(checkpoint).name} on {env_config.task}"
+    write_report(folder, title, summary, results, clips, env_config.control_freq)
+    low, high = summary["success_ci95"]
+    click.echo(
+        f"{title}: success {100 * summary['success_rate']:.0f}% "
+        f"(95% CI {100 * low:.0f}-{100 * high:.0f}%, {summary['episodes']} episodes); report in {folder}"
     )
 
 

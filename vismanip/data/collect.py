@@ -18,14 +18,13 @@ from dataclasses import asdict, dataclass, field
 from itertools import count, islice
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from vismanip.config import run_metadata
 from vismanip.data.hdf5 import assemble_dataset, demo_names, open_dataset, write_episode_file
 from vismanip.envs.tasks import EnvConfig, VisionEnv, env_args_json, task_spec
 from vismanip.errors import VismanipError
-from vismanip.evaluation.rollout import rollout
+from vismanip.evaluation.rollout import episode_seed, rollout
 from vismanip.evaluation.workers import worker_pool
 from vismanip.experts import EXPERTS, expert_actor
 
@@ -55,10 +54,6 @@ class CollectConfig:
     keep_failed: bool = False
     expert_noise: float = 0.0
     valid_fraction: float = 0.1
-
-
-def episode_seed(base_seed: int, attempt: int) -> int:
-    return int(np.random.SeedSequence([base_seed, attempt]).generate_state(1)[0])
 
 
 def collect(config: CollectConfig, show_progress: bool = True) -> Path:

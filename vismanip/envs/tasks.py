@@ -30,13 +30,16 @@ class TaskSpec:
 
     env_name: str
     horizon: int
+    object_key: str  # obs key prefix of the manipulated object's pose ("<key>_pos")
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 TASKS: dict[str, TaskSpec] = {
-    "lift": TaskSpec(env_name="Lift", horizon=200),
-    "pick_place_can": TaskSpec(env_name="PickPlaceCan", horizon=400),
+    "lift": TaskSpec(env_name="Lift", horizon=200, object_key="cube"),
+    "pick_place_can": TaskSpec(env_name="PickPlaceCan", horizon=400, object_key="Can"),
 }
+# Below this height (m) the object has fallen off the table/bins: the episode cannot recover.
+FALLEN_HEIGHT_M = 0.7
 
 
 def register_task(name: str, spec: TaskSpec) -> None:
@@ -128,6 +131,10 @@ class VisionEnv:
 
     def is_success(self) -> bool:
         return bool(self.env._check_success())
+
+    def is_unrecoverable(self, obs: dict[str, np.ndarray]) -> bool:
+        """The object fell off the work surface: no policy can still succeed."""
+        return bool(obs[f"{self.spec.object_key}_pos"][2] < FALLEN_HEIGHT_M)
 
     def _observe(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
         obs = {}

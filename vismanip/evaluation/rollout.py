@@ -11,6 +11,15 @@ from vismanip.envs.tasks import VisionEnv
 
 Actor = Callable[[dict[str, np.ndarray]], np.ndarray]
 
+# Separate seed streams, so evaluation never replays the scenes demos were collected in.
+COLLECT_STREAM, EVAL_STREAM = 0, 1
+
+
+def episode_seed(base_seed: int, index: int, stream: int = COLLECT_STREAM) -> int:
+    """The env seed of episode `index`: depends only on (seed, index, stream)."""
+    entropy = [base_seed, index] if stream == COLLECT_STREAM else [base_seed, index, stream]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
 
 @dataclass
 class Episode:
@@ -27,6 +36,7 @@ class Episode:
     dones: list[bool] = field(default_factory=list)
     states: list[np.ndarray] = field(default_factory=list)
     success: bool = False
+    failed_at: int | None = None  # first step after which success became impossible
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -54,6 +64,8 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
         action = np.asarray(actor(obs), dtype=np.float64)
         obs, reward, done, info = env.step(action)
         episode.success = info["success"]
+        if episode.failed_at is None and env.is_unrecoverable(obs):
+            episode.failed_at = len(episode.actions) + 1
         episode.actions.append(action)
         episode.rewards.append(reward)
         episode.dones.append(done and episode.success)

@@ -1,0 +1,119 @@
+"""BC training: the loss falls, runs resume after a kill, bad settings fail in one line."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vismanip.algos.bc import RolloutConfig, TrainConfig, TrainerConfig, train
+from vismanip.config import load_config
+from vismanip.data.datamodule import LoaderConfig
+from vismanip.errors import VismanipError
+from vismanip.policies import ImagePolicyConfig
+
+
+def _config(dataset, run_dir, epochs):
+    return TrainConfig(
+        data=str(dataset),
+        output_dir=str(run_dir),
+        loader=LoaderConfig(batch_size=4),
+        trainer=TrainerConfig(max_epochs=epochs, log_every_n_steps=1),
+        rollout=RolloutConfig(every_n_epochs=0),
+        random_shift_pad=0,
+        policy=ImagePolicyConfig(lowdim_keys=["robot0_eef_pos"]),
+    )
+
+
+def _epoch_losses(run_dir: Path) -> dict[int, float]:
+    with (run_dir / "logs" / "metrics.csv").open() as file:
+        return {
+            int(r["epoch"]): float(r["train/loss_epoch"])
+            for r in csv.DictReader(file)
+            if r.get("train/loss_epoch")
+        }
+
+
+def test_tiny_training_run_lowers_the_loss(tiny_dataset, tmp_path):
+    dataset, _ = tiny_dataset
+    best = train(_config(dataset, tmp_path / "run", epochs=25))
+    losses = _epoch_losses(tmp_path / "run")
+    assert losses[24] < 0.75 * losses[0], losses
+    for name in ("best.ckpt", "last.ckpt", "config.yaml", "run.json", "learning_curve.png"):
+        assert (tmp_path / "run" / name).exists(), name
+    checkpoint = torch.load(best, weights_only=False)
+    assert checkpoint["vismanip"]["policy"]["config"]["cameras"] == ["agentview"]
+    # The saved config reloads into the same typed config.
+    saved = load_config(TrainConfig, tmp_path / "run" / "config.yaml")
+    assert saved.trainer.max_epochs == 25 and saved.data == str(dataset)
+
+
+def test_killed_run_resumes_to_max_epochs(tiny_dataset, tmp_path):
+    dataset, _ = tiny_dataset
+    run_dir = tmp_path / "run"
+    args = [
+        f"data={dataset}",
+        f"output_dir={run_dir}",
+        "loader.batch_size=4",
+        "trainer.max_epochs=300",
+        "rollout.every_n_epochs=0",
+        "random_shift_pad=0",
+        "policy.lowdim_keys=[robot0_eef_pos]",
+    ]
+    command = [sys.executable, "-m", "vismanip.cli", "train", *args]
+    log = (tmp_path / "train.log").open("w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run_dir / "last.ckpt").exists():
+        assert process.poll() is None, (tmp_path / "train.log").read_text()[-2000:]
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    stopped_at = torch.load(run_dir / "last.ckpt", weights_only=False)["epoch"]
+    assert stopped_at < 299, "the run finished before it could be killed"
+
+    again = subprocess.run(
+        [sys.executable, "-m", "vismanip.cli", "train", *args], capture_output=True, text=True
+    )
+    assert again.returncode == 1 and "--resume" in again.stderr  # refuses to overwrite
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "vismanip.cli", "train", "--resume", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(run_dir / "last.ckpt", weights_only=False)["epoch"] == 299
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data=nope.hdf5"], "error: nope.hdf5: no such file"),
+        (["policy.encoder_typo=1"], "error: bad config:"),
+        (["policy.lowdim_keys=[object_pose]"], "error: "),
+    ],
+)
+def test_bad_train_inputs_fail_in_one_line(tiny_dataset, tmp_path, args, message):
+    dataset, _ = tiny_dataset
+    base = [f"data={dataset}", f"output_dir={tmp_path / 'run'}", "rollout.every_n_epochs=0"]
+    result = subprocess.run(
+        [sys.executable, "-m", "vismanip.cli", "train", *base, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_is_an_error():
+    with pytest.raises(VismanipError, match="no dataset given"):
+        train(TrainConfig(rollout=RolloutConfig(every_n_epochs=0)))

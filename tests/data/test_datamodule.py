@@ -1,0 +1,71 @@
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from vismanip.data.datamodule import DemoDataModule, DemoDataset, LoaderConfig
+from vismanip.data.hdf5 import demo_names
+from vismanip.errors import VismanipError
+
+KEYS = ["agentview_image", "robot0_eef_pos"]
+
+
+def test_batches_match_the_file_in_order(tiny_dataset):
+    path, episodes = tiny_dataset
+    dataset = DemoDataset(path, ["demo_0", "demo_1", "demo_2"], KEYS, cache_bytes=1e9)
+    assert len(dataset) == 18
+    items = [17, 0, 6, 5, 12]  # mixed demos, out of order
+    batch = dataset.__getitems__(items)
+    assert batch["obs"]["agentview_image"].dtype == torch.uint8
+    assert batch["obs"]["agentview_image"].shape == (5, 32, 32, 3)
+    for row, item in enumerate(items):
+        single = dataset[item]
+        torch.testing.assert_close(batch["actions"][row], single["actions"][0])
+        torch.testing.assert_close(
+            batch["obs"]["robot0_eef_pos"][row], single["obs"]["robot0_eef_pos"][0]
+        )
+    # item 6 is demo_1 step 1
+    expected = torch.from_numpy(np.asarray(episodes[1].actions[1], dtype=np.float32))
+    torch.testing.assert_close(dataset[6]["actions"][0], expected)
+
+
+def test_lazy_reads_beyond_the_cache_give_the_same_samples(tiny_dataset):
+    path, _ = tiny_dataset
+    cached = DemoDataset(path, ["demo_0", "demo_1", "demo_2"], KEYS, cache_bytes=1e9)
+    lazy = DemoDataset(path, ["demo_0", "demo_1", "demo_2"], KEYS, cache_bytes=0)
+    assert lazy.cache == {} and len(cached.cache) == 3
+    for item in (0, 9, 17):
+        torch.testing.assert_close(
+            lazy[item]["obs"]["agentview_image"], cached[item]["obs"]["agentview_image"]
+        )
+
+
+def test_upside_down_files_are_flipped_upright(tiny_dataset):
+    path, episodes = tiny_dataset
+    with h5py.File(path, "a") as file:
+        file["data"].attrs["image_convention"] = "opengl"
+    dataset = DemoDataset(path, ["demo_0"], KEYS, cache_bytes=1e9)
+    stored = episodes[0].stacked_obs()["agentview_image"][0]
+    np.testing.assert_array_equal(dataset[0]["obs"]["agentview_image"][0].numpy(), stored[::-1])
+
+
+def test_datamodule_uses_the_masks(tiny_dataset):
+    path, _ = tiny_dataset
+    module = DemoDataModule(str(path), LoaderConfig(batch_size=4), KEYS)
+    module.setup()
+    with h5py.File(path) as file:
+        valid = [n.decode() for n in file["mask/valid"][()]]
+    assert module.valid_set.demos == valid
+    assert set(module.train_set.demos) | set(valid) == set(demo_names(h5py.File(path)))
+    batch = next(iter(module.train_dataloader()))
+    assert batch["actions"].shape == (4, 7)
+
+
+def test_missing_key_and_nan_actions_are_clear_errors(tiny_dataset):
+    path, _ = tiny_dataset
+    with pytest.raises(VismanipError, match="no obs key 'robot0_eye_in_hand_image'"):
+        DemoDataset(path, ["demo_0"], ["robot0_eye_in_hand_image"], 1e9)
+    with h5py.File(path, "a") as file:
+        file["data/demo_1/actions"][2, 0] = np.nan
+    with pytest.raises(VismanipError, match="demo_1/actions contains NaN"):
+        DemoDataset(path, ["demo_1"], KEYS, 1e9)

@@ -1,0 +1,23 @@
+import pytest
+
+from vismanip.evaluation.metrics import EpisodeResult, summarize, wilson_interval
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(45, 50)
+    assert low == pytest.approx(0.786, abs=1e-3) and high == pytest.approx(0.957, abs=1e-3)
+    assert wilson_interval(50, 50)[1] == 1.0 and wilson_interval(50, 50)[0] > 0.9
+    assert wilson_interval(0, 10)[0] == 0.0
+
+
+def test_summary_horizon_to_failure_counts_failures_only():
+    results = [
+        EpisodeResult(seed=0, success=True, length=40, episode_return=1.0, failed_at=None),
+        EpisodeResult(seed=1, success=False, length=200, episode_return=0.0, failed_at=30),
+        EpisodeResult(seed=2, success=False, length=200, episode_return=0.0, failed_at=None),
+    ]
+    summary = summarize(results, horizon=200)
+    assert summary["success_rate"] == pytest.approx(1 / 3)
+    assert summary["horizon_to_failure"] == pytest.approx((30 + 200) / 2)
+    assert summary["unrecoverable_failures"] == 1
+    assert summarize(results[:1], 200)["horizon_to_failure"] is None

@@ -1,0 +1,81 @@
+"""The main job at tiny size, as a user runs it: collect -> train -> eval, through the CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.sim
+
+
+def _cli(*args, timeout=600):
+    result = subprocess.run(
+        [sys.executable, "-m", "vismanip.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_collect_train_eval(tmp_path):
+    data = tmp_path / "lift.hdf5"
+    run = tmp_path / "run"
+    _cli(
+        "collect",
+        "--task",
+        "lift",
+        "--episodes",
+        "4",
+        "--workers",
+        "1",
+        "--size",
+        "32",
+        "--out",
+        str(data),
+    )
+    _cli(
+        "train",
+        f"data={data}",
+        f"output_dir={run}",
+        "trainer.max_epochs=2",
+        "loader.batch_size=16",
+        "rollout.every_n_epochs=1",
+        "rollout.episodes=1",
+    )
+    for name in (
+        "best.ckpt",
+        "last.ckpt",
+        "config.yaml",
+        "run.json",
+        "learning_curve.png",
+        "logs/metrics.csv",
+    ):
+        assert (run / name).exists(), name
+    assert "rollout/success_rate" in (run / "logs" / "metrics.csv").read_text()
+
+    result = _cli(
+        "eval", str(run / "best.ckpt"), "--episodes", "2", "--workers", "2", "--videos", "1"
+    )
+    assert "success" in result.stdout
+    report = run / "eval_lift"
+    evaluation = json.loads((report / "eval.json").read_text())
+    assert evaluation["summary"]["episodes"] == 2 and len(evaluation["episodes"]) == 2
+    assert 0.0 <= evaluation["summary"]["success_rate"] <= 1.0
+    assert (report / "eval.md").read_text().startswith("| run |")
+    assert (report / "videos" / "episode_000.gif").stat().st_size > 1000
+
+
+def test_eval_rejects_what_is_not_a_checkpoint(tmp_path):
+    junk = tmp_path / "x.ckpt"
+    junk.write_text("no")
+    result = subprocess.run(
+        [sys.executable, "-m", "vismanip.cli", "eval", str(junk), "--episodes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"error: {junk}: not a readable checkpoint")

@@ -1,0 +1,1 @@
+"""Learning algorithms: behavioural cloning now; DAgger and GAIL build on it."""

@@ -1,0 +1,336 @@
+"""Behavioural cloning of an ImagePolicy with Lightning: loops, checkpoints, logs and resume
+are Lightning's; what is ours is the config, the augmentation on the batch, and rollouts in
+the simulator that pick the best checkpoint by success rate rather than by loss.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from vismanip.config import run_metadata
+from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
+from vismanip.envs.rendering import RenderConfig
+from vismanip.envs.tasks import TASKS, EnvConfig
+from vismanip.errors import VismanipError
+from vismanip.evaluation.evaluate import policy_blob, run_evaluation
+from vismanip.policies import ImagePolicy, ImagePolicyConfig
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with cosine decay to zero over the run."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to lightning.Trainer (accelerator "gpu" and devices > 1 give DDP)."""
+
+    max_epochs: int = 50
+    accelerator: str = "cpu"
+    devices: int = 1
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+
+
+@dataclass
+class RolloutConfig:
+    """Rollouts in the simulator during training; the best checkpoint is the most successful.
+
+    every_n_epochs: 0 turns them off (best.ckpt then follows the validation loss); make
+        trainer.max_epochs a multiple of it so the last epoch is judged too.
+    """
+
+    every_n_epochs: int = 10
+    episodes: int = 10
+    workers: int = 1
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """One BC run: `vismanip train --config configs/bc/lift.yaml data=... key=value`.
+
+    data: the HDF5 dataset (ours or robomimic's).
+    output_dir: the run folder (config, checkpoints, logs, plots).
+    task: task for rollouts; "" infers it from the dataset's env_args.
+    random_shift_pad: DrQ-style random shift of each image by up to this many pixels
+        (per sample, kornia, on the training device); 0 turns it off.
+    """
+
+    data: str = ""
+    output_dir: str = "runs/bc"
+    seed: int = 0
+    task: str = ""
+    random_shift_pad: int = 4
+    policy: ImagePolicyConfig = field(default_factory=ImagePolicyConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+
+
+class BCModule(L.LightningModule):
+    def __init__(
+        self, policy: ImagePolicy, config: TrainConfig, env_config: EnvConfig | None
+    ) -> None:
+        super().__init__()
+        self.policy = policy
+        self.config = config
+        self.env_config = env_config
+        self.augment = None
+        if config.random_shift_pad > 0:
+            import kornia.augmentation as K
+
+            size = policy.image_size
+            self.augment = K.RandomCrop(
+                (size, size), padding=config.random_shift_pad, padding_mode="replicate"
+            )
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, _ = self.policy(batch, image_transform=self.augment)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["actions"]),
+        )
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        loss, _ = self.policy(batch)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["actions"]))
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.policy.parameters(),
+            lr=self.config.optim.lr,
+            weight_decay=self.config.optim.weight_decay,
+        )
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, self.trainer.max_epochs)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Enough to rebuild the policy and its env without the training code or dataset.
+        checkpoint["vismanip"] = {
+            "policy": self.policy.describe(),
+            "env_config": asdict(self.env_config) if self.env_config else None,
+            "train_config": asdict(self.config),
+        }
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that writes to a temporary file and renames it into place.
+
+    Lightning overwrites last.ckpt in place, so a kill during the write leaves a truncated
+    file that --resume cannot load; a rename is atomic, so the old checkpoint survives.
+    """
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        temporary = f"{filepath}.tmp"
+        super()._save_checkpoint(trainer, temporary)
+        os.replace(temporary, filepath)
+        self._last_checkpoint_saved = filepath
+
+
+class RolloutCallback(Callback):
+    """Every N epochs: roll the current policy out and log `rollout/success_rate`."""
+
+    def __init__(self, config: RolloutConfig, env_config: EnvConfig) -> None:
+        self.config = config
+        self.env_config = env_config
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: BCModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.config.every_n_epochs:
+            return
+        summary, _, _ = run_evaluation(
+            policy_blob(module.policy),
+            self.env_config,
+            self.config.episodes,
+            self.config.workers,
+            self.config.seed,
+        )
+        module.log("rollout/success_rate", summary["success_rate"], prog_bar=True)
+        module.policy.train()
+
+
+def env_config_for(env_args: dict, cameras: list[str], image_size: int, task: str) -> EnvConfig:
+    """The env a policy trained on this dataset is evaluated in (our file or robomimic's)."""
+    stored = env_args.get("vismanip", {}).get("env_config")
+    if stored and not task:
+        fields = {key: value for key, value in stored.items() if key != "render"}
+        return EnvConfig(**fields, render=RenderConfig(**stored.get("render", {})))
+    if not task:
+        by_env_name = {spec.env_name: name for name, spec in TASKS.items()}
+        task = by_env_name.get(env_args.get("env_name", ""), "")
+        if not task:
+            raise VismanipError(
+                f"dataset env {env_args.get('env_name')!r} has no vismanip task; pass task=<name> "
+                f"(valid: {', '.join(TASKS)}) or rollout.every_n_epochs=0"
+            )
+    return EnvConfig(task=task, cameras=cameras, image_size=image_size)
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train (or resume) a BC run in `config.output_dir`; returns the best checkpoint path."""
+    if not config.data:
+        raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
+    run_dir = Path(config.output_dir)
+    last = run_dir / "last.ckpt"
+    if last.exists() and not resume:
+        raise VismanipError(
+            f"{run_dir} already holds a run; continue it with --resume {run_dir}, or pick another output_dir"
+        )
+    if resume and not last.exists():
+        raise VismanipError(f"{run_dir}: no last.ckpt to resume from")
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    image_size, lowdim_dims, cameras, env_args = dataset_shapes(config.data)
+    if not config.policy.cameras:
+        config.policy.cameras = cameras
+    unknown = [c for c in config.policy.cameras if c not in cameras]
+    if unknown:
+        raise VismanipError(
+            f"{config.data}: no images for camera {unknown[0]!r}; it has {', '.join(cameras)}"
+        )
+    missing = [k for k in config.policy.lowdim_keys if k not in lowdim_dims]
+    if missing:
+        raise VismanipError(
+            f"{config.data}: no obs key {missing[0]!r}; low-dim keys: {', '.join(sorted(lowdim_dims))}"
+        )
+
+    policy = ImagePolicy(config.policy, image_size, lowdim_dims)
+    data = DemoDataModule(
+        config.data, config.loader, policy.image_keys + policy.lowdim_keys, config.seed
+    )
+    data.setup()
+    policy.set_normalization(*data.train_set.lowdim_stats(policy.lowdim_keys))
+    rollouts = config.rollout.every_n_epochs > 0
+    env_config = (
+        env_config_for(env_args, config.policy.cameras, image_size, config.task)
+        if rollouts or config.task
+        else None
+    )
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+    (run_dir / "run.json").write_text(run_metadata(config, config.seed))
+    monitor = (
+        ("rollout/success_rate", "max")
+        if rollouts
+        else ("val/loss", "min")
+        if data.valid_set
+        else ("train/loss_epoch", "min")
+    )
+    callbacks: list[Callback] = [
+        # last.ckpt after every epoch: what --resume continues from after a crash. Lightning
+        # 2.6 writes save_last only alongside a top-k save, so "last" is the single
+        # unmonitored top-k checkpoint, rewritten every epoch.
+        AtomicCheckpoint(
+            dirpath=run_dir,
+            filename="last",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        ),
+        AtomicCheckpoint(
+            dirpath=run_dir,
+            filename="best",
+            monitor=monitor[0],
+            mode=monitor[1],
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+            # judged only on epochs that have rollouts (the metric exists only then)
+            every_n_epochs=config.rollout.every_n_epochs if rollouts else 1,
+        ),
+    ]
+    if rollouts:
+        callbacks.insert(0, RolloutCallback(config.rollout, env_config))
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=config.trainer.max_epochs,
+        accelerator=config.trainer.accelerator,
+        devices=config.trainer.devices,
+        precision=config.trainer.precision,
+        log_every_n_steps=config.trainer.log_every_n_steps,
+        logger=[
+            CSVLogger(run_dir, name="logs", version=""),
+            TensorBoardLogger(run_dir, name="logs", version=""),
+        ],
+        callbacks=callbacks,
+        deterministic=False,
+        enable_model_summary=False,
+    )
+    module = BCModule(policy, config, env_config)
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    plot_learning_curve(run_dir / "logs" / "metrics.csv", run_dir / "learning_curve.png")
+    return run_dir / "best.ckpt"
+
+
+def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
+    """Loss per epoch (train, valid) and rollout success, from Lightning's CSV log."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not metrics_csv.exists():
+        return
+    series: dict[str, dict[int, float]] = {}
+    with metrics_csv.open() as file:
+        for row in csv.DictReader(file):
+            for key in ("train/loss_epoch", "val/loss", "rollout/success_rate"):
+                if row.get(key):
+                    series.setdefault(key, {})[int(row["epoch"]) + 1] = float(row[key])
+    figure, loss_axis = plt.subplots(figsize=(7, 4))
+    for key in ("train/loss_epoch", "val/loss"):
+        if key in series:
+            loss_axis.plot(list(series[key]), list(series[key].values()), label=key)
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("loss")
+    loss_axis.set_yscale("log")
+    if "rollout/success_rate" in series:
+        success_axis = loss_axis.twinx()
+        points = series["rollout/success_rate"]
+        success_axis.plot(
+            list(points), list(points.values()), "o-", color="tab:green", label="rollout success"
+        )
+        success_axis.set_ylim(-0.02, 1.02)
+        success_axis.set_ylabel("rollout success rate")
+        success_axis.legend(loc="upper right")
+    loss_axis.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved config a run was started with (for --resume)."""
+    from vismanip.config import load_config
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise VismanipError(f"{run_dir}: no config.yaml; is this a vismanip run folder?")
+    return load_config(TrainConfig, path)
+
+
+__all__ = ["TrainConfig", "load_run_config", "train"]

@@ -1,0 +1,206 @@
+"""Demos as training batches: a uint8 in-memory cache, robomimic's masks, a Lightning DataModule.
+
+Images stay uint8 in memory (4x smaller than float) up to `cache_gb`; demos beyond the cap
+are read from the HDF5 file when sampled. Batches are fetched with one fancy-indexing call
+per key (`__getitems__`), not per sample, which keeps the loader far from the bottleneck on
+a CPU. Files in robosuite's upside-down image convention are flipped to upright here, so
+every consumer sees one orientation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vismanip.data.hdf5 import IMAGE_CONVENTION, demo_names, image_convention, mask, open_dataset
+from vismanip.errors import VismanipError
+
+
+@dataclass
+class LoaderConfig:
+    """How demos are served.
+
+    batch_size: samples per training step.
+    cache_gb: demos are kept in memory (uint8) up to this size; the rest is read lazily.
+    train_mask / valid_mask: robomimic filter keys under mask/ ("" for no validation).
+    """
+
+    batch_size: int = 64
+    cache_gb: float = 4.0
+    train_mask: str = "train"
+    valid_mask: str = "valid"
+
+
+class DemoDataset(Dataset):
+    """(obs, action) samples of the named demos; images uint8 (H, W, 3), upright."""
+
+    def __init__(
+        self, path: str | Path, demos: list[str], obs_keys: list[str], cache_bytes: float
+    ) -> None:
+        self.path = Path(path)
+        self.obs_keys = list(obs_keys)
+        self._file: h5py.File | None = None
+        with open_dataset(self.path) as file:
+            self.flip = image_convention(file) != IMAGE_CONVENTION
+            missing = (
+                [key for key in self.obs_keys if f"data/{demos[0]}/obs/{key}" not in file]
+                if demos
+                else []
+            )
+            if missing:
+                available = sorted(file[f"data/{demos[0]}/obs"])
+                raise VismanipError(
+                    f"{self.path}: no obs key {missing[0]!r}; available: {', '.join(available)}"
+                )
+            self.lengths = [int(file[f"data/{name}/actions"].shape[0]) for name in demos]
+            self.demos = list(demos)
+            self.index = (
+                np.concatenate(
+                    [np.stack([np.full(n, i), np.arange(n)], 1) for i, n in enumerate(self.lengths)]
+                )
+                if demos
+                else np.zeros((0, 2), dtype=np.int64)
+            )
+            self.cache: dict[int, dict[str, np.ndarray]] = {}
+            used = 0.0
+            for i, name in enumerate(self.demos):
+                size = sum(file[f"data/{name}/obs/{key}"].nbytes for key in self.obs_keys)
+                if used + size > cache_bytes:
+                    break
+                self.cache[i] = self._read_demo(file, name)
+                used += size
+        self.cached_bytes = used
+
+    def _read_demo(self, file: h5py.File, name: str) -> dict[str, np.ndarray]:
+        demo = {key: file[f"data/{name}/obs/{key}"][()] for key in self.obs_keys}
+        demo["actions"] = file[f"data/{name}/actions"][()].astype(np.float32)
+        if not np.all(np.isfinite(demo["actions"])):
+            raise VismanipError(f"{self.path}: data/{name}/actions contains NaN or inf")
+        for key in self.obs_keys:
+            if key.endswith("_image") and self.flip:
+                demo[key] = np.ascontiguousarray(demo[key][:, ::-1])
+        return demo
+
+    def _demo(self, i: int) -> dict[str, np.ndarray]:
+        if i in self.cache:
+            return self.cache[i]
+        if self._file is None:  # opened lazily: one handle per loader process
+            self._file = h5py.File(self.path, "r")
+        return self._read_demo(self._file, self.demos[i])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.__getitems__([item])
+
+    def __getitems__(self, items: list[int]) -> dict:
+        """A whole batch at once: {"obs": {key: tensor}, "actions": tensor}."""
+        rows = self.index[np.asarray(items)]
+        batch: dict[str, list[np.ndarray]] = {key: [] for key in (*self.obs_keys, "actions")}
+        for demo_i in np.unique(rows[:, 0]):
+            steps = rows[rows[:, 0] == demo_i, 1]
+            demo = self._demo(int(demo_i))
+            for key in batch:
+                batch[key].append(demo[key][steps])
+        order = np.argsort(np.argsort(rows[:, 0], kind="stable"), kind="stable")
+        stacked = {
+            key: torch.from_numpy(np.concatenate(parts)[order]) for key, parts in batch.items()
+        }
+        actions = stacked.pop("actions")
+        return {"obs": stacked, "actions": actions}
+
+    def lowdim_stats(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of the concatenated proprio vector over every sample."""
+        if not keys:
+            return np.zeros(0), np.ones(0)
+        values = np.concatenate(
+            [
+                np.concatenate([self._demo(i)[key] for key in keys], axis=-1)
+                for i in range(len(self.demos))
+            ]
+        )
+        return values.mean(axis=0), values.std(axis=0)
+
+
+def _already_batched(batch: dict) -> dict:
+    return batch
+
+
+class DemoDataModule(L.LightningDataModule):
+    """Train/valid splits from the dataset's masks, as Lightning expects them."""
+
+    def __init__(self, path: str, config: LoaderConfig, obs_keys: list[str], seed: int = 0) -> None:
+        super().__init__()
+        if not path:
+            raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
+        self.path = path
+        self.config = config
+        self.obs_keys = obs_keys
+        self.seed = seed
+        self.train_set: DemoDataset | None = None
+        self.valid_set: DemoDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        with open_dataset(self.path) as file:
+            names = demo_names(file)
+            if not names:
+                raise VismanipError(f"{self.path}: contains no demos")
+            train = mask(file, self.config.train_mask) if "mask" in file else names
+            valid = (
+                mask(file, self.config.valid_mask)
+                if self.config.valid_mask and "mask" in file
+                else []
+            )
+        cache = self.config.cache_gb * 1e9
+        self.train_set = DemoDataset(self.path, train, self.obs_keys, cache)
+        self.valid_set = (
+            DemoDataset(self.path, valid, self.obs_keys, cache - self.train_set.cached_bytes)
+            if valid
+            else None
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            drop_last=True,
+            collate_fn=_already_batched,
+            generator=generator,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.valid_set is None:
+            return []
+        return DataLoader(
+            self.valid_set, batch_size=self.config.batch_size, collate_fn=_already_batched
+        )
+
+
+def dataset_shapes(path: str | Path) -> tuple[int, dict[str, int], list[str], dict]:
+    """(image size, proprio dims, cameras, env_args) read from a dataset's first demo."""
+    from vismanip.data.hdf5 import env_args
+
+    with open_dataset(path) as file:
+        names = demo_names(file)
+        if not names:
+            raise VismanipError(f"{path}: contains no demos")
+        obs = file[f"data/{names[0]}/obs"]
+        cameras = [key[: -len("_image")] for key in obs if key.endswith("_image")]
+        if not cameras:
+            raise VismanipError(f"{path}: has no image observations (obs/<camera>_image)")
+        size = int(obs[f"{cameras[0]}_image"].shape[1])
+        lowdim = {
+            key: int(np.prod(obs[key].shape[1:])) for key in obs if not key.endswith("_image")
+        }
+        return size, lowdim, cameras, env_args(file)

@@ -1,0 +1,50 @@
+"""Per-run metrics from rollouts: success with a confidence interval, horizon-to-failure."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    success: bool
+    length: int
+    episode_return: float
+    failed_at: int | None  # step the episode became unrecoverable, if it did
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval: sensible at 0% and 100%, unlike the normal approximation."""
+    if trials == 0:
+        return 0.0, 1.0
+    rate = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (rate + z**2 / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z**2 / (4 * trials**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(results: list[EpisodeResult], horizon: int) -> dict:
+    """Success rate (+ 95% CI), mean horizon-to-failure, episode length and return.
+
+    Horizon-to-failure of a failed episode is the step at which it became unrecoverable
+    (object off the work surface), or the horizon when it simply timed out; successful
+    episodes never fail, so the mean is over failed episodes (None when there are none).
+    """
+    successes = sum(r.success for r in results)
+    low, high = wilson_interval(successes, len(results))
+    failures = [r for r in results if not r.success]
+    horizons = [r.failed_at if r.failed_at is not None else horizon for r in failures]
+    return {
+        "episodes": len(results),
+        "success_rate": successes / len(results) if results else 0.0,
+        "success_ci95": [low, high],
+        "horizon_to_failure": float(np.mean(horizons)) if horizons else None,
+        "unrecoverable_failures": sum(r.failed_at is not None for r in failures),
+        "episode_length": float(np.mean([r.length for r in results])) if results else 0.0,
+        "return": float(np.mean([r.episode_return for r in results])) if results else 0.0,
+    }

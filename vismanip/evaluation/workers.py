@@ -1,0 +1,65 @@
+"""Simulator worker processes shared by collection and evaluation.
+
+Each worker builds its env (and GL context) once, in its own process; processes are
+spawned, not forked, because GL contexts and robosuite's renderers do not survive a fork.
+With one worker, everything runs in the calling process: no pickling, easy to debug.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
+from typing import Any
+
+from vismanip.envs.rendering import ensure_gl_backend
+
+
+@contextmanager
+def worker_pool(
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...],
+    finalizer: Callable[[], None],
+    gl_backend: str = "auto",
+) -> Iterator[Executor]:
+    """An executor whose workers ran `initializer(*initargs)`; `finalizer` runs in-process."""
+    if workers == 1:
+        initializer(*initargs)
+        try:
+            yield _InProcessExecutor()
+        finally:
+            finalizer()
+        return
+    ensure_gl_backend(gl_backend)  # probe once here; the workers inherit MUJOCO_GL
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_init_process,
+        initargs=(initializer, initargs),
+    ) as pool:
+        yield pool
+
+
+def _init_process(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    # One worker per core: Mesa's llvmpipe would otherwise start a render thread per core
+    # in every worker, and they would fight over the same cores. Likewise torch threads.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    initializer(*initargs)
+
+
+class _InProcessExecutor(Executor):
+    """Runs each submitted call at once, in this process."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future

@@ -1,0 +1,35 @@
+"""Every knob of ImagePolicy, documented once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ImagePolicyConfig:
+    """Camera images (+ proprioception) -> 7-D action.
+
+    cameras: cameras to use; empty means every `<camera>_image` key in the dataset.
+    lowdim_keys: proprioceptive obs keys appended to the image features (empty: images
+        only). Object state is deliberately not among the defaults: results are image-only.
+    encoder: "compact" (4 conv layers, fast on CPU; the default) or "resnet18"
+        (torchvision's, randomly initialised, as robomimic's ResNet18Conv).
+    num_keypoints: spatial soft-argmax keypoints per camera (robomimic's SpatialSoftmax).
+    feature_dim: features per camera after the keypoint projection.
+    hidden_dims: MLP widths between fused features and the action head.
+    head: "deterministic" (tanh MLP, `loss` L1 or MSE) or "gmm" (Gaussian mixture, NLL).
+    loss: "l1" or "mse" for the deterministic head.
+    gmm_modes: mixture components of the GMM head.
+    """
+
+    cameras: list[str] = field(default_factory=list)
+    lowdim_keys: list[str] = field(
+        default_factory=lambda: ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
+    )
+    encoder: str = "compact"
+    num_keypoints: int = 32
+    feature_dim: int = 64
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    head: str = "deterministic"
+    loss: str = "l1"
+    gmm_modes: int = 5
