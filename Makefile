@@ -29,10 +29,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/vismanip collect --config configs/collect/lift.yaml --episodes 100 --workers 2 --out $(DEMO_DIR)/lift.hdf5
+	$(VENV)/bin/vismanip collect --config configs/collect/lift.yaml --episodes 60 --workers 2 --out $(DEMO_DIR)/lift.hdf5
 	$(VENV)/bin/vismanip data validate $(DEMO_DIR)/lift.hdf5
 	$(VENV)/bin/vismanip train --config configs/bc/lift.yaml data=$(DEMO_DIR)/lift.hdf5 output_dir=$(DEMO_DIR)/bc \
-		trainer.max_epochs=30 rollout.every_n_epochs=10 rollout.episodes=5
+		trainer.max_epochs=20 rollout.every_n_epochs=10 rollout.episodes=5
 	$(VENV)/bin/vismanip eval $(DEMO_DIR)/bc/best.ckpt --episodes 20 --workers 2 --videos 2
 
 test: install
