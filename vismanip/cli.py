@@ -114,7 +114,7 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, out):
     description = blob[0]
     if stored_env is None and not task:
         raise VismanipError(f"{checkpoint}: trained without a task; pass --task")
-    env_config = EnvConfig(**{k: v for k, v in (stored_env or {}).items() if k != "render"})
+    env_config = EnvConfig.from_dict(stored_env or {})
     if task:
         task_spec(task)
         env_config = replace(env_config, task=task)

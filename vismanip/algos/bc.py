@@ -17,7 +17,6 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from vismanip.config import run_metadata
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
-from vismanip.envs.rendering import RenderConfig
 from vismanip.envs.tasks import TASKS, EnvConfig
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import policy_blob, run_evaluation
@@ -173,8 +172,7 @@ def env_config_for(env_args: dict, cameras: list[str], image_size: int, task: st
     """The env a policy trained on this dataset is evaluated in (our file or robomimic's)."""
     stored = env_args.get("vismanip", {}).get("env_config")
     if stored and not task:
-        fields = {key: value for key, value in stored.items() if key != "render"}
-        return EnvConfig(**fields, render=RenderConfig(**stored.get("render", {})))
+        return EnvConfig.from_dict(stored)
     if not task:
         by_env_name = {spec.env_name: name for name, spec in TASKS.items()}
         task = by_env_name.get(env_args.get("env_name", ""), "")

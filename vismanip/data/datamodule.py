@@ -98,6 +98,7 @@ class DemoDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, item: int) -> dict:
+        """One sample, as a batch of one (the loader always fetches whole batches)."""
         return self.__getitems__([item])
 
     def __getitems__(self, items: list[int]) -> dict:

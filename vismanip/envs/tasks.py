@@ -72,6 +72,12 @@ class EnvConfig:
     horizon: int = 0
     render: RenderConfig = field(default_factory=RenderConfig)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EnvConfig:
+        """Rebuild from `asdict(EnvConfig)` (as stored in datasets and checkpoints)."""
+        fields = {key: value for key, value in values.items() if key != "render"}
+        return cls(**fields, render=RenderConfig(**values.get("render", {})))
+
 
 # Keys robosuite reports that duplicate others (concatenations) and are not stored.
 _DROPPED_KEYS = ("robot0_proprio-state",)
