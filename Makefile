@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,onnx]'
 	touch $(STAMP)
 
 demo: install
@@ -34,6 +34,8 @@ demo: install
 	$(VENV)/bin/vismanip train --config configs/bc/lift.yaml data=$(DEMO_DIR)/lift.hdf5 output_dir=$(DEMO_DIR)/bc \
 		trainer.max_epochs=20 rollout.every_n_epochs=10 rollout.episodes=5
 	$(VENV)/bin/vismanip eval $(DEMO_DIR)/bc/best.ckpt --episodes 20 --workers 2 --videos 2
+	$(VENV)/bin/vismanip export $(DEMO_DIR)/bc/best.ckpt --format torchscript --out $(DEMO_DIR)/lift_policy.pt
+	$(PY) scripts/run_exported_policy.py $(DEMO_DIR)/lift_policy.pt --steps 40
 
 test: install
 	$(PY) -m pytest -m "not slow" -q
@@ -47,6 +49,7 @@ lint: install
 
 bench: install
 	$(PY) scripts/bench_env.py
+	$(PY) scripts/bench_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The main job at tiny size, as a user runs it: collect -> train -> eval, through the CLI."""
+"""The main job at tiny size, as a user runs it: collect -> train -> eval -> export, via the CLI."""
 
 import json
 import subprocess
@@ -20,7 +20,7 @@ def _cli(*args, timeout=600):
     return result
 
 
-def test_collect_train_eval(tmp_path):
+def test_collect_train_eval_export(tmp_path):
     data = tmp_path / "lift.hdf5"
     run = tmp_path / "run"
     _cli(
@@ -66,6 +66,16 @@ def test_collect_train_eval(tmp_path):
     assert 0.0 <= evaluation["summary"]["success_rate"] <= 1.0
     assert (report / "eval.md").read_text().startswith("| run |")
     assert (report / "videos" / "episode_000.gif").stat().st_size > 1000
+
+    # Export, then evaluate the artifact itself on the same seeded episodes.
+    artifact = tmp_path / "lift_policy.pt"
+    _cli("export", str(run / "best.ckpt"), "--format", "torchscript", "--out", str(artifact))
+    _cli("eval", str(artifact), "--episodes", "2", "--workers", "2", "--out", str(tmp_path / "ev"))
+    exported = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert [e["seed"] for e in exported["episodes"]] == [e["seed"] for e in evaluation["episodes"]]
+    assert [e["success"] for e in exported["episodes"]] == [
+        e["success"] for e in evaluation["episodes"]
+    ]
 
 
 def test_eval_rejects_what_is_not_a_checkpoint(tmp_path):

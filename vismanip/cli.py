@@ -24,7 +24,7 @@ OVERRIDES = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vismanip")
 def cli() -> None:
-    """Vision-based manipulation from demonstrations: collect, inspect, train, evaluate."""
+    """Vision-based manipulation from demonstrations: collect, inspect, train, evaluate, export."""
 
 
 @cli.command()
@@ -104,14 +104,30 @@ def train(config_path, resume_dir, overrides):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(), help="Report folder (default: next to the checkpoint).")
 def evaluate(checkpoint, task, episodes, workers, videos, seed, out):
-    """Roll a trained policy out in the simulator: success rate, metrics, videos, report."""
+    """Roll a trained policy out in the simulator: success rate, metrics, videos, report.
+
+    CHECKPOINT is a training checkpoint (.ckpt) or an exported artifact (.pt, .pt2, .onnx).
+    """
     from dataclasses import replace
+    from functools import partial
 
     from vismanip.envs.tasks import EnvConfig, task_spec
-    from vismanip.evaluation.evaluate import load_checkpoint, run_evaluation, write_report
+    from vismanip.evaluation.evaluate import (
+        load_checkpoint,
+        policy_from_blob,
+        run_evaluation,
+        write_report,
+    )
+    from vismanip.export import FORMATS, ExportedArtifact, ExportedPolicyActor
 
-    blob, stored_env = load_checkpoint(checkpoint)
-    description = blob[0]
+    if Path(checkpoint).suffix in FORMATS.values():
+        metadata = ExportedArtifact(checkpoint).metadata
+        load_policy = partial(ExportedPolicyActor, str(Path(checkpoint).resolve()))
+        stored_env, description = metadata["env_config"], metadata["policy"]
+    else:
+        blob, stored = load_checkpoint(checkpoint)
+        load_policy = partial(policy_from_blob, blob)
+        stored_env, description = stored.get("env_config"), blob[0]
     if stored_env is None and not task:
         raise VismanipError(f"{checkpoint}: trained without a task; pass --task")
     env_config = EnvConfig.from_dict(stored_env or {})
@@ -124,7 +140,7 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, out):
         image_size=description["image_size"],
     )
     summary, results, clips = run_evaluation(
-        blob, env_config, episodes, workers, seed, videos, show_progress=True
+        load_policy, env_config, episodes, workers, seed, videos, show_progress=True
     )
     folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}"
     title = f"{Path(checkpoint).name} on {env_config.task}"
@@ -133,6 +149,32 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, out):
     click.echo(
         f"{title}: success {100 * summary['success_rate']:.0f}% "
         f"(95% CI {100 * low:.0f}-{100 * high:.0f}%, {summary['episodes']} episodes); report in {folder}"
+    )
+
+
+@cli.command(name="export")
+@click.argument("checkpoint", type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["torchscript", "torch_export", "onnx"]),
+    help="Artifact format (default: from --out's suffix: .pt, .pt2, .onnx).",
+)
+@click.option("--out", type=click.Path(), help="Artifact path (default: policy.pt next to CKPT).")
+@click.option(
+    "--data", type=click.Path(), help="HDF5 for the parity check (default: the training data)."
+)
+@click.option("--samples", type=int, default=100, show_default=True, help="Parity observations.")
+def export(checkpoint, fmt, out, data, samples):
+    """Export a checkpoint for a robot (TorchScript, torch.export or ONNX), parity-checked."""
+    from vismanip.export import FORMATS, export_policy
+
+    if out is None:
+        out = Path(checkpoint).parent / f"policy{FORMATS[fmt or 'torchscript']}"
+    report = export_policy(checkpoint, out, fmt, data, samples)
+    click.echo(
+        f"{report.path}: {report.format}, max |exported - eager| = {report.max_abs_diff:.1e} "
+        f"on {report.samples} observations of {report.data} (limit {report.tolerance:.0e})"
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -19,7 +20,7 @@ from vismanip.config import run_metadata
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
 from vismanip.envs.tasks import TASKS, EnvConfig
 from vismanip.errors import VismanipError
-from vismanip.evaluation.evaluate import policy_blob, run_evaluation
+from vismanip.evaluation.evaluate import policy_blob, policy_from_blob, run_evaluation
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
 
 
@@ -158,7 +159,7 @@ class RolloutCallback(Callback):
         if epoch % self.config.every_n_epochs:
             return
         summary, _, _ = run_evaluation(
-            policy_blob(module.policy),
+            partial(policy_from_blob, policy_blob(module.policy)),
             self.env_config,
             self.config.episodes,
             self.config.workers,
@@ -218,6 +219,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     )
     data.setup()
     policy.set_normalization(*data.train_set.lowdim_stats(policy.lowdim_keys))
+    policy.set_action_range(*data.train_set.action_range())
     rollouts = config.rollout.every_n_epochs > 0
     env_config = (
         env_config_for(env_args, config.policy.cameras, image_size, config.task)

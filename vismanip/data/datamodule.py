@@ -117,6 +117,12 @@ class DemoDataset(Dataset):
         actions = stacked.pop("actions")
         return {"obs": stacked, "actions": actions}
 
+    def action_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension min and max of the demonstrated actions."""
+        with open_dataset(self.path) as file:  # actions only: no image reads
+            actions = np.concatenate([file[f"data/{name}/actions"][()] for name in self.demos])
+        return actions.min(axis=0), actions.max(axis=0)
+
     def lowdim_stats(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of the concatenated proprio vector over every sample."""
         if not keys:

@@ -203,6 +203,11 @@ def make_env(config: EnvConfig) -> VisionEnv:
     return VisionEnv(config)
 
 
+# What one unit of an OSC_POSE action means in robosuite's BASIC Panda controller:
+# metres (x, y, z) and radians (axis-angle) per control step. Exported policies carry it.
+OSC_OUTPUT_MAX = (0.05, 0.05, 0.05, 0.5, 0.5, 0.5)
+
+
 def robosuite_kwargs(config: EnvConfig) -> dict[str, Any]:
     """The robosuite.make arguments that define the task (not how we render it)."""
     import_robosuite(config.render.backend)

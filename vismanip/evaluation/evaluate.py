@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import as_completed
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +21,9 @@ from vismanip.evaluation.workers import worker_pool
 from vismanip.policies import ImagePolicy
 
 PolicyBlob = tuple[dict, dict]  # (ImagePolicy.describe(), state_dict): picklable
+# Builds the policy inside each worker; must pickle (a functools.partial of a module
+# function), e.g. partial(policy_from_blob, blob) or partial(ExportedPolicyActor, path).
+PolicyLoader = Callable[[], Any]
 
 
 def policy_blob(policy: ImagePolicy) -> PolicyBlob:
@@ -28,12 +33,15 @@ def policy_blob(policy: ImagePolicy) -> PolicyBlob:
 def policy_from_blob(blob: PolicyBlob) -> ImagePolicy:
     description, state = blob
     policy = ImagePolicy.from_description(description)
-    policy.load_state_dict(state)
+    # Checkpoints from before the action range was stored keep the [-1, 1] default.
+    missing, unexpected = policy.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"action_low", "action_high"}:
+        policy.load_state_dict(state)  # strict: raises with the full list of mismatches
     return policy.eval()
 
 
-def load_checkpoint(path: str | Path) -> tuple[PolicyBlob, dict | None]:
-    """(policy, env config it was trained for) from a training checkpoint (.ckpt)."""
+def load_checkpoint(path: str | Path) -> tuple[PolicyBlob, dict]:
+    """(policy, what vismanip stored with it: env_config, train_config) from a .ckpt."""
     path = Path(path)
     if not path.is_file():
         raise VismanipError(f"{path}: no such checkpoint")
@@ -48,15 +56,15 @@ def load_checkpoint(path: str | Path) -> tuple[PolicyBlob, dict | None]:
     state = {
         k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
     }
-    return (meta["policy"], state), meta.get("env_config")
+    return (meta["policy"], state), meta
 
 
-_worker: tuple[ImagePolicy, VisionEnv] | None = None
+_worker: tuple[Any, VisionEnv] | None = None
 
 
-def _init_worker(blob: PolicyBlob, env_config: EnvConfig) -> None:
+def _init_worker(load_policy: PolicyLoader, env_config: EnvConfig) -> None:
     global _worker
-    _worker = (policy_from_blob(blob), VisionEnv(env_config))
+    _worker = (load_policy(), VisionEnv(env_config))
 
 
 def _close_worker() -> None:
@@ -88,7 +96,7 @@ def _run_episode(
 
 
 def run_evaluation(
-    blob: PolicyBlob,
+    load_policy: PolicyLoader,
     env_config: EnvConfig,
     episodes: int,
     workers: int = 1,
@@ -104,7 +112,7 @@ def run_evaluation(
     with worker_pool(
         min(workers, episodes),
         _init_worker,
-        (blob, env_config),
+        (load_policy, env_config),
         _close_worker,
         env_config.render.backend,
     ) as pool:

@@ -7,6 +7,7 @@ With one worker, everything runs in the calling process: no pickling, easy to de
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -25,7 +26,7 @@ def worker_pool(
     finalizer: Callable[[], None],
     gl_backend: str = "auto",
 ) -> Iterator[Executor]:
-    """An executor whose workers ran `initializer(*initargs)`; `finalizer` runs in-process."""
+    """An executor whose workers ran `initializer(*initargs)` and run `finalizer` at exit."""
     if workers == 1:
         initializer(*initargs)
         try:
@@ -38,12 +39,14 @@ def worker_pool(
         workers,
         mp_context=get_context("spawn"),
         initializer=_init_process,
-        initargs=(initializer, initargs),
+        initargs=(initializer, initargs, finalizer),
     ) as pool:
         yield pool
 
 
-def _init_process(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+def _init_process(
+    initializer: Callable[..., None], initargs: tuple[Any, ...], finalizer: Callable[[], None]
+) -> None:
     # One worker per core: Mesa's llvmpipe would otherwise start a render thread per core
     # in every worker, and they would fight over the same cores. Likewise torch threads.
     os.environ.setdefault("LP_NUM_THREADS", "1")
@@ -54,6 +57,9 @@ def _init_process(initializer: Callable[..., None], initargs: tuple[Any, ...]) -
     except ImportError:
         pass
     initializer(*initargs)
+    # Close envs (and GL contexts) before interpreter teardown: freed later, MuJoCo's EGL
+    # destructors find their modules already gone and print tracebacks.
+    atexit.register(finalizer)
 
 
 class _InProcessExecutor(Executor):

@@ -12,7 +12,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from kornia.geometry.subpix import SpatialSoftArgmax2d
 from torch import Tensor, nn
 
 from vismanip.errors import VismanipError
@@ -46,16 +45,41 @@ def _resnet18_trunk() -> tuple[nn.Module, int]:
 TRUNKS = {"compact": _compact_trunk, "resnet18": _resnet18_trunk}
 
 
+class SpatialSoftArgmax(nn.Module):
+    """Expected (x, y) in [-1, 1] of each channel's spatial softmax (Levine et al., 2016).
+
+    Hand-written instead of kornia's SpatialSoftArgmax2d (same maths): kornia builds its
+    coordinate grid inside forward on the input's device, which tracing and torch.export
+    freeze as a CPU constant, so an exported policy would fail on CUDA. Here the grid is a
+    (non-persistent) buffer that moves with `.to(device)`.
+    """
+
+    def __init__(self, height: int, width: int) -> None:
+        super().__init__()
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1.0, 1.0, height), torch.linspace(-1.0, 1.0, width), indexing="ij"
+        )
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], -1), False)
+
+    def forward(self, maps: Tensor) -> Tensor:
+        """(B, K, H, W) score maps -> (B, K, 2) expected coordinates."""
+        return torch.softmax(maps.flatten(2), dim=-1) @ self.grid
+
+
 class CameraEncoder(nn.Module):
     """Conv trunk -> 1x1 conv to keypoint maps -> spatial soft-argmax -> linear features."""
 
-    def __init__(self, encoder: str, num_keypoints: int, feature_dim: int) -> None:
+    def __init__(self, encoder: str, num_keypoints: int, feature_dim: int, image_size: int) -> None:
         super().__init__()
         if encoder not in TRUNKS:
             raise VismanipError(f"unknown encoder {encoder!r}; valid: {', '.join(TRUNKS)}")
         self.trunk, channels = TRUNKS[encoder]()
+        with torch.no_grad():  # the trunk's output size fixes the soft-argmax grid
+            self.trunk.eval()  # (batch-norm: no statistics update from this probe)
+            height, width = self.trunk(torch.zeros(1, 3, image_size, image_size)).shape[-2:]
+            self.trunk.train()
         self.keypoints = nn.Conv2d(channels, num_keypoints, 1)
-        self.soft_argmax = SpatialSoftArgmax2d(normalized_coordinates=True)
+        self.soft_argmax = SpatialSoftArgmax(height, width)
         self.project = nn.Linear(2 * num_keypoints, feature_dim)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -88,11 +112,14 @@ class ImagePolicy(nn.Module):
         self.lowdim_dims = {key: lowdim_dims[key] for key in self.lowdim_keys}
         lowdim_size = sum(self.lowdim_dims.values())
         self.encoders = nn.ModuleList(
-            CameraEncoder(config.encoder, config.num_keypoints, config.feature_dim)
+            CameraEncoder(config.encoder, config.num_keypoints, config.feature_dim, image_size)
             for _ in config.cameras
         )
         self.register_buffer("lowdim_mean", torch.zeros(lowdim_size))
         self.register_buffer("lowdim_std", torch.ones(lowdim_size))
+        # The range of the demonstrated actions: exported policies clamp to it.
+        self.register_buffer("action_low", -torch.ones(action_dim))
+        self.register_buffer("action_high", torch.ones(action_dim))
         layers: list[nn.Module] = []
         width = config.feature_dim * len(config.cameras) + lowdim_size
         for hidden in config.hidden_dims:
@@ -111,18 +138,28 @@ class ImagePolicy(nn.Module):
         std = torch.as_tensor(lowdim_std, dtype=torch.float32)
         self.lowdim_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
 
+    def set_action_range(self, low: np.ndarray, high: np.ndarray) -> None:
+        """Store the demonstrated action range (from the training split) inside the module."""
+        self.action_low.copy_(torch.as_tensor(low, dtype=torch.float32))
+        self.action_high.copy_(torch.as_tensor(high, dtype=torch.float32))
+
     # ------------------------------------------------------------------ model
+    def preprocess_images(self, images: Tensor) -> Tensor:
+        """uint8 (B, H, W, 3) at any size -> float (B, 3, S, S) in [0, 1] at the trained size.
+
+        Always resamples (an exact copy when the size already matches) so that exported
+        graphs have no shape-dependent branch and accept any camera resolution.
+        """
+        images = images.permute(0, 3, 1, 2).float() / 255.0
+        return F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear")
+
     def features(
         self, obs: dict[str, Tensor], image_transform: ImageTransform | None = None
     ) -> Tensor:
         """Fused features of a batch: uint8 (B,H,W,3) images and float proprio vectors."""
         parts = []
         for key, encoder in zip(self.image_keys, self.encoders, strict=True):
-            images = obs[key].permute(0, 3, 1, 2).float() / 255.0
-            if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
-                images = F.interpolate(
-                    images, size=(self.image_size, self.image_size), mode="bilinear"
-                )
+            images = self.preprocess_images(obs[key])
             if image_transform is not None:
                 images = image_transform(images)
             parts.append(encoder(images * 2.0 - 1.0))
@@ -146,9 +183,10 @@ class ImagePolicy(nn.Module):
         if self.config.head == "deterministic":
             return torch.tanh(self.head(hidden))
         mixture = self._mixture(hidden)
-        best = mixture.mixture_distribution.probs.argmax(dim=-1)
-        means = mixture.component_distribution.base_dist.loc
-        return means[torch.arange(means.shape[0]), best]
+        best = mixture.mixture_distribution.logits.argmax(dim=-1)  # (B,)
+        means = mixture.component_distribution.base_dist.loc  # (B, modes, action_dim)
+        index = best[:, None, None].expand(-1, 1, self.action_dim)
+        return means.gather(1, index).squeeze(1)  # gather, not fancy indexing: exportable
 
     def forward(
         self, batch: dict, image_transform: ImageTransform | None = None
