@@ -93,6 +93,34 @@ def train(config_path, resume_dir, overrides):
     click.echo(f"best checkpoint: {best}")
 
 
+@cli.command()
+@click.option(
+    "--config", "config_path", type=click.Path(), help="YAML config (configs/dagger/*.yaml)."
+)
+@click.option("--resume", "resume_dir", type=click.Path(), help="Continue the run in this folder.")
+@OVERRIDES
+def dagger(config_path, resume_dir, overrides):
+    """DAgger: roll out the learner, label its states with the expert, aggregate, retrain."""
+    from vismanip.algos.dagger import DaggerConfig, load_dagger_config
+    from vismanip.algos.dagger import dagger as run_dagger
+    from vismanip.config import load_config
+
+    if resume_dir:
+        if overrides or config_path:
+            raise VismanipError(
+                "--resume continues a run with its saved config; drop the other settings"
+            )
+        config = load_dagger_config(resume_dir)
+    else:
+        config = load_config(DaggerConfig, config_path, overrides)
+    history = run_dagger(config, resume=bool(resume_dir))
+    last = history[-1]
+    click.echo(
+        f"{config.output_dir}: {last['round']} rounds, {last['labels_total']} expert labels, "
+        f"success {100 * last['success_rate']:.0f}%; table in {config.output_dir}/dagger.md"
+    )
+
+
 @cli.command(name="eval")
 @click.argument("checkpoint", type=click.Path())
 @click.option("--task", help="Task to evaluate in (default: the one the policy was trained for).")

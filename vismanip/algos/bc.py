@@ -20,7 +20,13 @@ from vismanip.config import run_metadata
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
 from vismanip.envs.tasks import TASKS, EnvConfig
 from vismanip.errors import VismanipError
-from vismanip.evaluation.evaluate import policy_blob, policy_from_blob, run_evaluation
+from vismanip.evaluation.evaluate import (
+    load_checkpoint,
+    load_policy_state,
+    policy_blob,
+    policy_from_blob,
+    run_evaluation,
+)
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
 
 
@@ -66,12 +72,15 @@ class TrainConfig:
     task: task for rollouts; "" infers it from the dataset's env_args.
     random_shift_pad: DrQ-style random shift of each image by up to this many pixels
         (per sample, kornia, on the training device); 0 turns it off.
+    init_checkpoint: start from this checkpoint's policy (weights and proprio statistics)
+        instead of from scratch: fine-tuning, DAgger's warm starts.
     """
 
     data: str = ""
     output_dir: str = "runs/bc"
     seed: int = 0
     task: str = ""
+    init_checkpoint: str = ""
     random_shift_pad: int = 4
     policy: ImagePolicyConfig = field(default_factory=ImagePolicyConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
@@ -175,7 +184,9 @@ def env_config_for(env_args: dict, cameras: list[str], image_size: int, task: st
     if stored and not task:
         return EnvConfig.from_dict(stored)
     if not task:
-        by_env_name = {spec.env_name: name for name, spec in TASKS.items()}
+        by_env_name = {
+            spec.env_name: name for name, spec in TASKS.items() if spec.perturbation is None
+        }
         task = by_env_name.get(env_args.get("env_name", ""), "")
         if not task:
             raise VismanipError(
@@ -219,6 +230,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     )
     data.setup()
     policy.set_normalization(*data.train_set.lowdim_stats(policy.lowdim_keys))
+    if config.init_checkpoint:
+        _load_initial_weights(policy, config.init_checkpoint)
     policy.set_action_range(*data.train_set.action_range())
     rollouts = config.rollout.every_n_epochs > 0
     env_config = (
@@ -282,6 +295,16 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     plot_learning_curve(run_dir / "logs" / "metrics.csv", run_dir / "learning_curve.png")
     return run_dir / "best.ckpt"
+
+
+def _load_initial_weights(policy: ImagePolicy, checkpoint: str) -> None:
+    blob, _ = load_checkpoint(checkpoint)
+    if blob[0] != policy.describe():
+        raise VismanipError(
+            f"init_checkpoint {checkpoint}: its policy (cameras, sizes, architecture) differs "
+            "from the one this config builds"
+        )
+    load_policy_state(policy, blob[1])
 
 
 def plot_learning_curve(metrics_csv: Path, out: Path) -> None:

@@ -22,11 +22,11 @@ from tqdm import tqdm
 
 from vismanip.config import run_metadata
 from vismanip.data.hdf5 import assemble_dataset, demo_names, open_dataset, write_episode_file
-from vismanip.envs.tasks import EnvConfig, VisionEnv, env_args_json, task_spec
+from vismanip.envs.tasks import EnvConfig, VisionEnv, env_args_json
 from vismanip.errors import VismanipError
 from vismanip.evaluation.rollout import episode_seed, rollout
 from vismanip.evaluation.workers import worker_pool
-from vismanip.experts import EXPERTS, expert_actor
+from vismanip.experts import expert_actor, expert_name
 
 # Give up when the expert fails this often: something is wrong with the task or expert.
 MAX_ATTEMPTS_PER_DEMO = 4
@@ -87,9 +87,7 @@ def collect(config: CollectConfig, show_progress: bool = True) -> Path:
 
 
 def _check_config(config: CollectConfig) -> None:
-    task_spec(config.env.task)
-    if config.env.task not in EXPERTS:
-        raise VismanipError(f"no scripted expert for task {config.env.task!r}")
+    expert_name(config.env.task)  # an unknown task or one without an expert: one clear line
     if config.episodes < 1:
         raise VismanipError(f"episodes must be at least 1, not {config.episodes}")
     if config.workers < 1:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -98,6 +99,34 @@ def assemble_dataset(
         out.create_dataset("mask/valid", data=np.array(valid, dtype="S"))
     os.replace(temporary, out_path)
     return len(names)
+
+
+def append_demos(path: Path, shards: list[Path], round_name: str, labels: int) -> list[str]:
+    """Add the shards' demos to the dataset at `path` as demo_N.., listed in mask/<round_name>
+    and in mask/train (validation stays as it was); returns their names.
+
+    The dataset is copied byte for byte, extended and renamed over `path`, so a crash at any
+    point leaves either the old file or the new one, and earlier demos are never rewritten.
+    """
+    temporary = path.with_name(path.name + ".tmp")
+    shutil.copyfile(path, temporary)
+    names = []
+    with h5py.File(temporary, "a") as file:
+        data = file["data"]
+        start = max((demo_index(name) for name in data), default=-1) + 1
+        for offset, shard in enumerate(shards):
+            name = f"demo_{start + offset}"
+            with h5py.File(shard, "r") as source:
+                source.copy(source["demo"], data, name=name)
+            data.attrs["total"] = int(data.attrs["total"]) + int(data[name].attrs["num_samples"])
+            names.append(name)
+        data.attrs[f"labels_{round_name}"] = labels
+        train = [*(n.decode() for n in file["mask/train"][()]), *names]
+        del file["mask/train"]
+        file.create_dataset("mask/train", data=np.array(train, dtype="S"))
+        file.create_dataset(f"mask/{round_name}", data=np.array(names, dtype="S"))
+    os.replace(temporary, path)
+    return names
 
 
 def split_demos(names: list[str], valid_fraction: float, seed: int) -> tuple[list[str], list[str]]:

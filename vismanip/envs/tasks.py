@@ -22,21 +22,57 @@ from vismanip.errors import VismanipError
 ACTION_DIM = 7  # OSC_POSE delta position (3) + delta axis-angle (3) + gripper (1)
 ROBOSUITE_ENV_TYPE = 1  # robomimic's EnvType.ROBOSUITE_TYPE
 MODEL_SEED = 0
+PERTURBATION_STREAM = 7  # seeds perturbations apart from the scene's own randomness
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """Disturbances while an episode runs, drawn from the episode seed (so reproducible).
+
+    They push the robot into states the demonstrations never showed: where behavioural
+    cloning's covariate shift bites and DAgger's relabelling helps.
+    action_noise: std of Gaussian noise added to the executed motion command (dims 0-5).
+    push_prob: per-step chance that a push starts.
+    push_steps, push_speed: a push replaces the motion command for that many steps with a
+        random direction at that speed (in action units, [-1, 1]); the gripper is untouched.
+    """
+
+    action_noise: float = 0.0
+    push_prob: float = 0.0
+    push_steps: int = 4
+    push_speed: float = 0.8
 
 
 @dataclass
 class TaskSpec:
-    """What differs between tasks: the robosuite env, its default horizon, extra kwargs."""
+    """What differs between tasks: the robosuite env, its default horizon, extra kwargs.
+
+    expert: which scripted expert answers (default: the task's own name).
+    perturbation: disturbances during execution (the `*_perturbed` variants).
+    """
 
     env_name: str
     horizon: int
     object_key: str  # obs key prefix of the manipulated object's pose ("<key>_pos")
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    expert: str = ""
+    perturbation: Perturbation | None = None
 
 
+PERTURBED = Perturbation(action_noise=0.1, push_prob=0.04)
 TASKS: dict[str, TaskSpec] = {
     "lift": TaskSpec(env_name="Lift", horizon=200, object_key="cube"),
     "pick_place_can": TaskSpec(env_name="PickPlaceCan", horizon=400, object_key="Can"),
+    "lift_perturbed": TaskSpec(
+        env_name="Lift", horizon=200, object_key="cube", expert="lift", perturbation=PERTURBED
+    ),
+    "pick_place_can_perturbed": TaskSpec(
+        env_name="PickPlaceCan",
+        horizon=400,
+        object_key="Can",
+        expert="pick_place_can",
+        perturbation=PERTURBED,
+    ),
 }
 # Below this height (m) the object has fallen off the table/bins: the episode cannot recover.
 FALLEN_HEIGHT_M = 0.7
@@ -120,6 +156,9 @@ class VisionEnv:
         # robosuite's placement samplers share env.rng: reseed it in place.
         self.env.rng.bit_generator.state = fresh.bit_generator.state
         self.steps = 0
+        # Perturbations draw from their own stream: they never change the initial scene.
+        self._disturbance_rng = np.random.default_rng([seed, PERTURBATION_STREAM])
+        self._push: tuple[int, np.ndarray] = (0, np.zeros(3))
         return self._observe(self.env.reset())
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, dict]:
@@ -129,11 +168,29 @@ class VisionEnv:
             raise VismanipError(f"action must have shape ({ACTION_DIM},), not {action.shape}")
         if not np.all(np.isfinite(action)):
             raise VismanipError(f"action contains NaN or inf: {action}")
+        if self.spec.perturbation is not None:
+            action = self._perturb(action, self.spec.perturbation)
         raw, reward, _, _ = self.env.step(np.clip(action, -1.0, 1.0))
         self.steps += 1
         success = self.is_success()
         done = success or self.steps >= self.horizon
         return self._observe(raw), float(reward), done, {"success": success}
+
+    def _perturb(self, action: np.ndarray, perturbation: Perturbation) -> np.ndarray:
+        rng = self._disturbance_rng
+        action = action.copy()
+        action[:6] += perturbation.action_noise * rng.standard_normal(6)
+        steps_left, direction = self._push
+        if steps_left == 0 and rng.random() < perturbation.push_prob:
+            angle = rng.uniform(0.0, 2.0 * np.pi)
+            direction = np.array([np.cos(angle), np.sin(angle), rng.uniform(-0.3, 0.3)])
+            steps_left = perturbation.push_steps
+        if steps_left > 0:
+            action[:3] = perturbation.push_speed * direction
+            action[3:6] = 0.0
+            steps_left -= 1
+        self._push = (steps_left, direction)
+        return action
 
     def is_success(self) -> bool:
         return bool(self.env._check_success())

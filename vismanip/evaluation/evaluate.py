@@ -33,11 +33,16 @@ def policy_blob(policy: ImagePolicy) -> PolicyBlob:
 def policy_from_blob(blob: PolicyBlob) -> ImagePolicy:
     description, state = blob
     policy = ImagePolicy.from_description(description)
-    # Checkpoints from before the action range was stored keep the [-1, 1] default.
+    load_policy_state(policy, state)
+    return policy.eval()
+
+
+def load_policy_state(policy: ImagePolicy, state: dict) -> None:
+    """Load weights and buffers; checkpoints from before the action range was stored keep
+    the [-1, 1] default."""
     missing, unexpected = policy.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"action_low", "action_high"}:
         policy.load_state_dict(state)  # strict: raises with the full list of mismatches
-    return policy.eval()
 
 
 def load_checkpoint(path: str | Path) -> tuple[PolicyBlob, dict]:

@@ -48,3 +48,30 @@ def summarize(results: list[EpisodeResult], horizon: int) -> dict:
         "episode_length": float(np.mean([r.length for r in results])) if results else 0.0,
         "return": float(np.mean([r.episode_return for r in results])) if results else 0.0,
     }
+
+
+def gaussian_kl(samples_p: np.ndarray, samples_q: np.ndarray, ridge: float = 1e-6) -> float:
+    """KL(P || Q) between Gaussians fitted to two sets of state samples (rows).
+
+    The state-visitation divergence DAgger reports: how far the states a policy visits
+    lie from the expert's. A ridge keeps near-constant dimensions from blowing it up.
+    """
+    p, q = np.asarray(samples_p, np.float64), np.asarray(samples_q, np.float64)
+    dim = p.shape[1]
+    mean_p, mean_q = p.mean(axis=0), q.mean(axis=0)
+    cov_p = np.cov(p, rowvar=False) + ridge * np.eye(dim)
+    cov_q = np.cov(q, rowvar=False) + ridge * np.eye(dim)
+    inverse_q = np.linalg.inv(cov_q)
+    difference = mean_q - mean_p
+    _, logdet_p = np.linalg.slogdet(cov_p)
+    _, logdet_q = np.linalg.slogdet(cov_q)
+    return float(
+        0.5
+        * (
+            np.trace(inverse_q @ cov_p)
+            + difference @ inverse_q @ difference
+            - dim
+            + logdet_q
+            - logdet_p
+        )
+    )

@@ -50,13 +50,21 @@ def _pick_place_expert(env: VisionEnv) -> Expert:
 EXPERTS = {"lift": _lift_expert, "pick_place_can": _pick_place_expert}
 
 
-def make_expert(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0) -> Expert:
-    """The scripted oracle for `task`, built for the episode `env` was just reset to."""
-    if task not in EXPERTS:
+def expert_name(task: str) -> str:
+    """The scripted expert that answers for `task` (perturbed variants share their base's)."""
+    from vismanip.envs.tasks import task_spec
+
+    name = task_spec(task).expert or task
+    if name not in EXPERTS:
         raise VismanipError(
             f"no scripted expert for task {task!r}; available: {', '.join(EXPERTS)}"
         )
-    expert = EXPERTS[task](env)
+    return name
+
+
+def make_expert(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0) -> Expert:
+    """The scripted oracle for `task`, built for the episode `env` was just reset to."""
+    expert = EXPERTS[expert_name(task)](env)
     return NoisyExpert(expert, noise_std, seed) if noise_std > 0 else expert
 
 
@@ -77,4 +85,4 @@ def expert_actor(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 
     return act
 
 
-__all__ = ["EXPERTS", "Expert", "NoisyExpert", "expert_actor", "make_expert"]
+__all__ = ["EXPERTS", "Expert", "NoisyExpert", "expert_actor", "expert_name", "make_expert"]

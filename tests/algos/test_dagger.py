@@ -1,0 +1,190 @@
+"""DAgger: β schedules, labelled segments, byte-stable aggregation, expert-driven rounds,
+and a tiny 2-round run that survives a kill in the middle of a round."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+from conftest import make_episode, write_dataset
+
+from vismanip.algos.dagger import (
+    QueryConfig,
+    _close_worker,
+    _dagger_episode,
+    _init_worker,
+    beta_schedule,
+    labeled_segments,
+)
+from vismanip.data.hdf5 import append_demos, write_episode_file
+from vismanip.data.validate import validate_dataset
+from vismanip.envs.tasks import EnvConfig
+from vismanip.errors import VismanipError
+from vismanip.evaluation.evaluate import policy_blob, policy_from_blob
+from vismanip.evaluation.metrics import gaussian_kl
+from vismanip.policies import ImagePolicy, ImagePolicyConfig
+
+
+def test_beta_schedules():
+    linear = beta_schedule("linear:3")
+    assert [linear(i) for i in range(1, 6)] == pytest.approx([1, 2 / 3, 1 / 3, 0, 0])
+    exponential = beta_schedule("exp:0.5")
+    assert [exponential(i) for i in range(1, 4)] == [1.0, 0.5, 0.25]
+    assert beta_schedule("constant:0.3")(7) == 0.3
+    for bad in ("linear:0", "exp:2", "constant", "cosine:3", "linear:x"):
+        with pytest.raises(VismanipError, match="beta="):
+            beta_schedule(bad)
+
+
+def test_labeled_segments_keep_robomimic_layout():
+    episode = make_episode(steps=5, seed=0)
+    a, b, c = (np.full(7, v) for v in (0.1, 0.2, 0.3))
+    segments = labeled_segments(episode, [a, None, b, c, None])
+    assert [len(s) for s in segments] == [1, 2]
+    assert np.array_equal(segments[1].actions[0], b) and np.array_equal(segments[1].actions[1], c)
+    frames = episode.observations["agentview_image"]
+    # obs of step 2..3 plus next_obs of step 3 (= frame 4)
+    assert len(segments[1].observations["agentview_image"]) == 3
+    assert segments[1].observations["agentview_image"][0] is frames[2]
+    assert segments[1].observations["agentview_image"][-1] is frames[4]
+    assert labeled_segments(episode, [None] * 5) == []
+
+
+def test_aggregation_keeps_earlier_rounds_byte_identical(tmp_path):
+    dataset = tmp_path / "agg.hdf5"
+    write_dataset(dataset, [5, 7, 6])
+
+    def snapshot() -> dict[str, bytes]:
+        with h5py.File(dataset, "r") as file:
+            arrays: dict[str, bytes] = {}
+            file.visititems(
+                lambda name, item: (
+                    arrays.__setitem__(name, item[()].tobytes())
+                    if isinstance(item, h5py.Dataset) and name.startswith("data/")
+                    else None
+                )
+            )
+            return arrays
+
+    before = snapshot()
+    shards = []
+    for index, steps in enumerate([4, 3]):
+        shard = tmp_path / f"round_{index}.hdf5"
+        write_episode_file(shard, make_episode(steps, seed=10 + index), index, "<mujoco/>")
+        shards.append(shard)
+    names = append_demos(dataset, shards, "round_1", labels=7)
+    after = snapshot()
+    assert names == ["demo_3", "demo_4"]
+    assert {k: after[k] for k in before} == before  # every earlier byte unchanged
+    with h5py.File(dataset, "r") as file:
+        assert [n.decode() for n in file["mask/round_1"][()]] == names
+        assert set(names) <= {n.decode() for n in file["mask/train"][()]}
+        assert file["data"].attrs["total"] == 5 + 7 + 6 + 4 + 3
+        assert file["data"].attrs["labels_round_1"] == 7
+    assert validate_dataset(dataset) == []
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_gaussian_kl_grows_with_distance():
+    rng = np.random.default_rng(0)
+    expert = rng.normal(size=(500, 6))
+    assert gaussian_kl(expert, expert) == pytest.approx(0.0, abs=1e-9)
+    near = gaussian_kl(expert + 0.5, expert)
+    far = gaussian_kl(expert + 2.0, expert)
+    assert 0 < near < far
+
+
+@pytest.mark.sim
+def test_beta_one_executes_every_expert_action():
+    config = ImagePolicyConfig(cameras=["agentview"], lowdim_keys=["robot0_eef_pos"])
+    learner = ImagePolicy(config, 32, {"robot0_eef_pos": 3})
+    env_config = EnvConfig(task="lift", cameras=["agentview"], image_size=32)
+    _init_worker(_load(policy_blob(learner)), env_config, "scripted")
+    try:
+        episode, labels = _dagger_episode(seed=3, beta=1.0, query=QueryConfig())
+        assert len(labels) == len(episode) > 0
+        assert all(np.array_equal(a, b) for a, b in zip(episode.actions, labels, strict=True))
+        assert episode.success  # the expert drove the whole episode
+
+        episode, labels = _dagger_episode(seed=3, beta=0.0, query=QueryConfig(every=3))
+        asked = [t for t, label in enumerate(labels) if label is not None]
+        assert asked == list(range(0, len(episode), 3))
+    finally:
+        _close_worker()
+
+
+def _load(blob):
+    from functools import partial
+
+    return partial(policy_from_blob, blob)
+
+
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "vismanip.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.sim
+def test_two_rounds_survive_a_kill_mid_round(tmp_path):
+    data, bc, run = tmp_path / "lift.hdf5", tmp_path / "bc", tmp_path / "dagger"
+    _cli(
+        "collect",
+        "--task",
+        "lift",
+        "--episodes",
+        "3",
+        "--workers",
+        "1",
+        "--size",
+        "32",
+        "--out",
+        str(data),
+    )
+    _cli(
+        "train", f"data={data}", f"output_dir={bc}", "trainer.max_epochs=1", "task=lift",
+        "rollout.every_n_epochs=0", "loader.batch_size=16",
+    )  # fmt: skip
+    command = [
+        sys.executable, "-m", "vismanip.cli", "dagger", "--config", "configs/dagger/lift.yaml",
+        f"init={bc / 'last.ckpt'}", f"output_dir={run}", "rounds=2", "episodes_per_round=3",
+        "epochs_per_round=1", "eval_episodes=1", "workers=1", "loader.batch_size=16",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    marker = run / "round_1" / "episodes" / "episode_0000.json"
+    deadline = time.time() + 400
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, "finished or crashed before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # mid-round: episodes left, nothing aggregated
+    process.wait()
+    assert not (run / "round_1" / "episodes" / "episode_0002.json").exists()
+
+    _cli("dagger", "--resume", str(run))
+    history = json.loads((run / "dagger.json").read_text())["rounds"]
+    assert [h["round"] for h in history] == [0, 1, 2]
+    assert history[1]["beta"] == 1.0 and history[1]["rollout_success"] == 1.0
+    assert history[2]["labels_total"] > history[1]["labels_total"] > history[0]["labels_total"]
+    aggregated = run / "aggregated.hdf5"
+    assert validate_dataset(aggregated) == []
+    with h5py.File(aggregated, "r") as file:
+        for k in (1, 2):
+            names = file[f"mask/round_{k}"][()]
+            steps = sum(int(file[f"data/{n.decode()}"].attrs["num_samples"]) for n in names)
+            assert steps == file["data"].attrs[f"labels_round_{k}"] == history[k]["labels_round"]
+    assert (run / "dagger.md").read_text().startswith("| round |")
+    assert (run / "dagger.png").stat().st_size > 1000

@@ -1,0 +1,524 @@
+"""DAgger (Ross, Gordon & Bagnell, 2011): let the learner drive, ask the expert what it would
+have done in the states the learner actually visited, aggregate the labels, retrain, repeat.
+
+Everything a resumed run needs is on disk, in `output_dir`:
+
+    config.yaml, run.json          resolved config, seed, git revision
+    aggregated.hdf5                expert demos (mask/round_0) + each round's labels (round_k)
+    round_k/episodes/              the round's labelled episodes, one atomic file each
+    round_k/train/                 the BC run retrained on aggregated.hdf5 after round k
+    dagger.json, dagger.md, dagger.png   per-round diagnostics
+
+A killed run continues (`vismanip dagger --resume DIR`) from the last finished episode,
+aggregation, training epoch or evaluation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from itertools import islice
+from pathlib import Path
+
+import h5py
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from vismanip.algos.bc import (
+    OptimConfig,
+    RolloutConfig,
+    TrainConfig,
+    TrainerConfig,
+    load_run_config,
+    train,
+)
+from vismanip.config import run_metadata
+from vismanip.data.datamodule import LoaderConfig
+from vismanip.data.hdf5 import append_demos, open_dataset, write_episode_file
+from vismanip.envs.tasks import EnvConfig, VisionEnv, task_spec
+from vismanip.errors import VismanipError
+from vismanip.evaluation.evaluate import load_checkpoint, policy_from_blob, run_evaluation
+from vismanip.evaluation.metrics import gaussian_kl
+from vismanip.evaluation.rollout import Actor, Episode, episode_seed, rollout
+from vismanip.evaluation.workers import worker_pool
+from vismanip.experts import expert_actor
+from vismanip.policies import ImagePolicyConfig
+
+DAGGER_STREAM = 2  # episode seeds apart from collection (0) and evaluation (1)
+
+
+@dataclass
+class QueryConfig:
+    """When the expert is asked: label-budget savings.
+
+    every: label only every k-th visited state.
+    disagreement: > 0 labels only states where the learner's action differs from the
+        expert's by more than this (largest absolute difference over the action's dims).
+    """
+
+    every: int = 1
+    disagreement: float = 0.0
+
+
+@dataclass
+class DaggerConfig:
+    """`vismanip dagger --config configs/dagger/lift.yaml init=runs/<bc>/best.ckpt key=value`.
+
+    init: the round-0 learner, a BC checkpoint; its architecture is kept every round.
+    data: its expert demos ("": the dataset `init` was trained on).
+    task: where rounds roll out and are evaluated ("": init's task), e.g. lift_perturbed.
+    expert: "scripted" (the task's oracle) or "package.module:factory" where
+        factory(task, env) returns an obs -> action callable (teleoperation, another policy).
+    beta: probability that the expert's action is executed in round i (1-based):
+        constant:B, linear:K (1 in round 1, falling to 0 from round K+1), exp:P (P**(i-1)).
+    retrain: warm (start each round from the previous round's policy) or scratch.
+    """
+
+    init: str = ""
+    data: str = ""
+    output_dir: str = "runs/dagger"
+    task: str = ""
+    expert: str = "scripted"
+    rounds: int = 6
+    episodes_per_round: int = 20
+    beta: str = "linear:3"
+    retrain: str = "warm"
+    epochs_per_round: int = 10
+    eval_episodes: int = 20
+    workers: int = 2
+    seed: int = 0
+    query: QueryConfig = field(default_factory=QueryConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def beta_schedule(spec: str) -> Callable[[int], float]:
+    """β for round i (1-based) from "constant:B", "linear:K" or "exp:P"."""
+    kind, _, value = spec.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if kind == "constant" and 0.0 <= number <= 1.0:
+        return lambda i: number
+    if kind == "linear" and number >= 1:
+        return lambda i: max(0.0, 1.0 - (i - 1) / number)
+    if kind == "exp" and 0.0 <= number <= 1.0:
+        return lambda i: number ** (i - 1)
+    raise VismanipError(
+        f"beta={spec!r}: expected constant:B (0<=B<=1), linear:K (K>=1) or exp:P (0<=P<=1)"
+    )
+
+
+def expert_factory(spec: str, task: str) -> Callable[[VisionEnv], Actor]:
+    """env -> obs->action callable: the scripted oracle, or a user's factory(task, env)."""
+    if spec == "scripted":
+        return partial(expert_actor, task)
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError):
+        raise VismanipError(
+            f"expert={spec!r}: not 'scripted' nor an importable 'package.module:factory'"
+        ) from None
+    return partial(factory, task)
+
+
+def labeled_segments(episode: Episode, labels: list[np.ndarray | None]) -> list[Episode]:
+    """The runs of consecutive labelled steps as demos whose actions are the expert's labels.
+
+    Each demo keeps robomimic's layout (obs[t], next_obs[t] = obs[t + 1]), so sparse labels
+    (query.every > 1) become several short demos rather than a demo with gaps.
+    """
+    segments, start = [], None
+    for t, label in enumerate([*labels, None]):
+        if label is not None and start is None:
+            start = t
+        elif label is None and start is not None:
+            segment = Episode(seed=episode.seed, success=episode.success)
+            segment.observations = {
+                key: frames[start : t + 1] for key, frames in episode.observations.items()
+            }
+            segment.actions = [labels[i] for i in range(start, t)]
+            segment.rewards = episode.rewards[start:t]
+            segment.dones = episode.dones[start:t]
+            segment.states = episode.states[start:t]
+            segments.append(segment)
+            start = None
+    return segments
+
+
+def visited_states(episode: Episode, object_key: str) -> np.ndarray:
+    """(T, 6) end-effector and object positions: the state the divergence is measured on."""
+    return np.concatenate(
+        [
+            np.asarray(episode.observations["robot0_eef_pos"]),
+            np.asarray(episode.observations[f"{object_key}_pos"]),
+        ],
+        axis=1,
+    )
+
+
+# --------------------------------------------------------------------------- rollout workers
+
+_worker: tuple | None = None
+
+
+def _init_worker(load_policy: Callable, env_config: EnvConfig, expert: str) -> None:
+    global _worker
+    env = VisionEnv(env_config)
+    _worker = (load_policy(), env, expert_factory(expert, env_config.task))
+
+
+def _close_worker() -> None:
+    global _worker
+    if _worker is not None:
+        _worker[1].close()
+        _worker = None
+
+
+def _dagger_episode(seed: int, beta: float, query: QueryConfig) -> tuple[Episode, list]:
+    """One β-mixture episode; returns it and the expert's label per step (None: not asked)."""
+    assert _worker is not None
+    learner, env, make_expert = _worker
+    learner.reset()
+    expert = make_expert(env)
+    coin = np.random.default_rng([seed, DAGGER_STREAM])
+    labels: list[np.ndarray | None] = []
+
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        proposed = learner.select_action(obs)
+        wanted = len(labels) % query.every == 0
+        label = np.asarray(expert(obs), dtype=np.float64) if wanted or beta > 0 else None
+        executed = label if beta > 0 and coin.random() < beta else proposed
+        if (
+            wanted
+            and query.disagreement > 0
+            and np.abs(proposed - label).max() <= query.disagreement
+        ):
+            wanted = False  # the learner already agrees: save the label
+        labels.append(label if wanted else None)
+        return executed
+
+    return rollout(env, act, seed, record=True), labels
+
+
+def _run_episode(index: int, seed: int, beta: float, query: QueryConfig) -> tuple:
+    episode, labels = _dagger_episode(seed, beta, query)
+    assert _worker is not None
+    object_key = _worker[1].spec.object_key
+    stats = {
+        "index": index,
+        "seed": seed,
+        "success": episode.success,
+        "length": len(episode),
+        "labels": sum(label is not None for label in labels),
+        "states": visited_states(episode, object_key).tolist(),
+    }
+    return index, labeled_segments(episode, labels), stats, _worker[1].model_xml()
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _store_episode(
+    folder: Path, index: int, segments: list[Episode], stats: dict, model_xml: str
+) -> None:
+    """The episode's labelled demos, then its stats file, which marks it done."""
+    for s, segment in enumerate(segments):
+        write_episode_file(folder / f"episode_{index:04d}_{s:04d}.hdf5", segment, index, model_xml)
+    stats["segments"] = len(segments)
+    marker = folder / f"episode_{index:04d}.json"
+    temporary = marker.with_suffix(".tmp")
+    temporary.write_text(json.dumps(stats))
+    temporary.replace(marker)
+
+
+def _expert_states(path: Path, object_key: str) -> np.ndarray:
+    with open_dataset(path) as file:
+        names = [n.decode() for n in file["mask/round_0"][()]]
+        return np.concatenate(
+            [
+                np.concatenate(
+                    [
+                        file[f"data/{n}/obs/robot0_eef_pos"][()],
+                        file[f"data/{n}/obs/{object_key}_pos"][()],
+                    ],
+                    axis=1,
+                )
+                for n in names
+            ]
+        )
+
+
+class DaggerRun:
+    """One DAgger run in `config.output_dir`; `run()` does (or finishes) every round."""
+
+    def __init__(self, config: DaggerConfig) -> None:
+        self.config = config
+        self.dir = Path(config.output_dir)
+        self.beta = beta_schedule(config.beta)
+        if config.retrain not in ("warm", "scratch"):
+            raise VismanipError(f"retrain must be 'warm' or 'scratch', not {config.retrain!r}")
+        if config.query.every < 1:
+            raise VismanipError(f"query.every must be at least 1, not {config.query.every}")
+        if not config.init:
+            raise VismanipError("no initial policy: pass init=runs/<bc_run>/best.ckpt")
+        blob, stored = load_checkpoint(config.init)
+        self.init_train = stored.get("train_config") or {}
+        self.data = Path(config.data or self.init_train.get("data", ""))
+        if not self.data.is_file():
+            raise VismanipError(f"expert demos {self.data or '(none)'} not found: pass data=PATH")
+        stored_env = stored.get("env_config") or {}
+        task = config.task or stored_env.get("task", "")
+        task_spec(task)
+        expert_factory(config.expert, task)  # fail now, not in a worker
+        description = blob[0]
+        self.env_config = replace(
+            EnvConfig.from_dict(stored_env),
+            task=task,
+            cameras=description["config"]["cameras"],
+            image_size=description["image_size"],
+        )
+        self.policy_config = description["config"]
+        self.object_key = task_spec(task).object_key
+        self.aggregated = self.dir / "aggregated.hdf5"
+        self.history_path = self.dir / "dagger.json"
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> list[dict]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.yaml").write_text(yaml.safe_dump(asdict(self.config), sort_keys=False))
+        if not (self.dir / "run.json").exists():
+            (self.dir / "run.json").write_text(run_metadata(self.config, self.config.seed))
+        if not self.aggregated.exists():
+            self._start_aggregate()
+        history = self._history()
+        if not history:
+            history.append(self._evaluate(0, Path(self.config.init), labels_round=None))
+            self._save(history)
+        for round_index in range(len(history), self.config.rounds + 1):
+            history.append(self._round(round_index, history))
+            self._save(history)
+        return history
+
+    def _round(self, k: int, history: list[dict]) -> dict:
+        beta = self.beta(k)
+        learner = Path(history[-1]["checkpoint"])
+        episodes = self._collect_round(k, beta, learner)
+        self._aggregate(k, episodes)
+        checkpoint = self._retrain(k, learner)
+        states = np.concatenate([np.asarray(e["states"]) for e in episodes])
+        entry = self._evaluate(k, checkpoint, labels_round=sum(e["labels"] for e in episodes))
+        entry.update(
+            beta=beta,
+            rollout_success=float(np.mean([e["success"] for e in episodes])),
+            divergence_kl=gaussian_kl(states, _expert_states(self.aggregated, self.object_key)),
+        )
+        return entry
+
+    # ------------------------------------------------------------------ steps
+    def _collect_round(self, k: int, beta: float, learner: Path) -> list[dict]:
+        """β-mixture episodes with expert labels; each finished episode is kept on disk."""
+        folder = self.dir / f"round_{k}" / "episodes"
+        folder.mkdir(parents=True, exist_ok=True)
+        done = {int(p.stem.split("_")[1]) for p in folder.glob("episode_*.json")}
+        todo = iter([i for i in range(self.config.episodes_per_round) if i not in done])
+        remaining = self.config.episodes_per_round - len(done)
+        if remaining:
+            blob, _ = load_checkpoint(learner)
+            workers = min(self.config.workers, remaining)
+            with (
+                worker_pool(
+                    workers,
+                    _init_worker,
+                    (partial(policy_from_blob, blob), self.env_config, self.config.expert),
+                    _close_worker,
+                    self.env_config.render.backend,
+                ) as pool,
+                tqdm(total=remaining, desc=f"round {k} (β={beta:.2f})", unit="ep") as progress,
+            ):
+                # A few episodes in flight at a time, each stored as soon as it ends: a kill
+                # loses only the episodes still running.
+                running: set[Future] = set()
+                while True:
+                    for i in islice(todo, 2 * workers - len(running)):
+                        seed = episode_seed(self.config.seed, k * 100_000 + i, DAGGER_STREAM)
+                        running.add(pool.submit(_run_episode, i, seed, beta, self.config.query))
+                    if not running:
+                        break
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        _store_episode(folder, *future.result())
+                        progress.update()
+        return [
+            json.loads((folder / f"episode_{i:04d}.json").read_text())
+            for i in range(self.config.episodes_per_round)
+        ]
+
+    def _start_aggregate(self) -> None:
+        """aggregated.hdf5 = the expert demos, with mask/round_0 naming all of them."""
+        with open_dataset(self.data) as file:
+            names = sorted(file["data"].keys(), key=lambda n: int(n.split("_")[1]))
+        tmp = self.aggregated.with_name("aggregated.start.tmp")
+        shutil.copyfile(self.data, tmp)
+        with h5py.File(tmp, "a") as file:
+            file.create_dataset("mask/round_0", data=np.array(names, dtype="S"))
+            file["data"].attrs["labels_round_0"] = int(
+                sum(file[f"data/{n}"].attrs["num_samples"] for n in names)
+            )
+        tmp.replace(self.aggregated)
+
+    def _aggregate(self, k: int, episodes: list[dict]) -> None:
+        with open_dataset(self.aggregated) as file:
+            if f"mask/round_{k}" in file:
+                return  # done before a restart
+        folder = self.dir / f"round_{k}" / "episodes"
+        shards = [
+            folder / f"episode_{e['index']:04d}_{s:04d}.hdf5"
+            for e in episodes
+            for s in range(e["segments"])
+        ]
+        append_demos(
+            self.aggregated, shards, f"round_{k}", labels=sum(e["labels"] for e in episodes)
+        )
+
+    def _retrain(self, k: int, learner: Path) -> Path:
+        run_dir = self.dir / f"round_{k}" / "train"
+        finished = run_dir / "finished"
+        if finished.exists():
+            return run_dir / "last.ckpt"
+        config = TrainConfig(
+            data=str(self.aggregated),
+            output_dir=str(run_dir),
+            seed=self.config.seed + k,
+            task=self.env_config.task,
+            random_shift_pad=int(self.init_train.get("random_shift_pad", 4)),
+            init_checkpoint=str(learner) if self.config.retrain == "warm" else "",
+            loader=self.config.loader,
+            optim=self.config.optim,
+            trainer=TrainerConfig(max_epochs=self.config.epochs_per_round),
+            rollout=RolloutConfig(every_n_epochs=0),
+        )
+        config.policy = ImagePolicyConfig(**self.policy_config)
+        resume = (run_dir / "last.ckpt").exists()
+        if resume:
+            config = load_run_config(run_dir)
+        train(config, resume=resume)
+        finished.write_text("")
+        return run_dir / "last.ckpt"
+
+    def _evaluate(self, k: int, checkpoint: Path, labels_round: int | None) -> dict:
+        blob, _ = load_checkpoint(checkpoint)
+        summary, _, _ = run_evaluation(
+            partial(policy_from_blob, blob),
+            self.env_config,
+            self.config.eval_episodes,
+            self.config.workers,
+            self.config.seed,
+            show_progress=True,
+        )
+        with open_dataset(self.aggregated) as file:
+            attrs = file["data"].attrs
+            total = sum(int(attrs.get(f"labels_round_{i}", 0)) for i in range(k + 1))
+        return {
+            "round": k,
+            "checkpoint": str(checkpoint),
+            "labels_round": labels_round,
+            "labels_total": total,
+            "success_rate": summary["success_rate"],
+            "success_ci95": summary["success_ci95"],
+            "horizon_to_failure": summary["horizon_to_failure"],
+            "episode_length": summary["episode_length"],
+        }
+
+    # ------------------------------------------------------------------ records
+    def _history(self) -> list[dict]:
+        if not self.history_path.exists():
+            return []
+        return json.loads(self.history_path.read_text())["rounds"]
+
+    def _save(self, history: list[dict]) -> None:
+        tmp = self.history_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"task": self.env_config.task, "rounds": history}, indent=2))
+        tmp.replace(self.history_path)
+        (self.dir / "dagger.md").write_text(markdown_table(history))
+        plot_rounds(history, self.dir / "dagger.png")
+
+
+def markdown_table(history: list[dict]) -> str:
+    lines = [
+        "| round | β | labels (round / total) | success (95% CI) | horizon-to-failure | rollout success | state KL |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for h in history:
+        low, high = h["success_ci95"]
+        beta = f"{h['beta']:.2f}" if "beta" in h else "–"
+        rollout_success = f"{100 * h['rollout_success']:.0f}%" if "rollout_success" in h else "–"
+        kl = f"{h['divergence_kl']:.2f}" if "divergence_kl" in h else "–"
+        hfail = f"{h['horizon_to_failure']:.0f}" if h["horizon_to_failure"] is not None else "–"
+        labels = (
+            f"{h['labels_round']} / {h['labels_total']}"
+            if h["labels_round"] is not None
+            else f"demos / {h['labels_total']}"
+        )
+        lines.append(
+            f"| {h['round']} | {beta} | {labels} | {100 * h['success_rate']:.0f}% "
+            f"({100 * low:.0f}–{100 * high:.0f}%) | {hfail} | {rollout_success} | {kl} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_rounds(history: list[dict], out: Path) -> None:
+    """Success vs expert labels, and state divergence per round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    labels = [h["labels_total"] for h in history]
+    success = [h["success_rate"] for h in history]
+    low = [h["success_ci95"][0] for h in history]
+    high = [h["success_ci95"][1] for h in history]
+    left.fill_between(labels, low, high, alpha=0.2)
+    left.plot(labels, success, "o-")
+    left.set_xlabel("expert labels (total)")
+    left.set_ylabel("success rate")
+    left.set_ylim(-0.02, 1.02)
+    rounds = [h["round"] for h in history if "divergence_kl" in h]
+    right.plot(rounds, [h["divergence_kl"] for h in history if "divergence_kl" in h], "o-")
+    right.set_xlabel("round")
+    right.set_ylabel("KL(visited || expert), eef + object position")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def load_dagger_config(run_dir: str | Path) -> DaggerConfig:
+    from vismanip.config import load_config
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise VismanipError(f"{run_dir}: no config.yaml; not a DAgger run folder")
+    return load_config(DaggerConfig, str(path), [])
+
+
+def dagger(config: DaggerConfig, resume: bool = False) -> list[dict]:
+    """Run (or with `resume`, continue) DAgger; returns the per-round history."""
+    folder = Path(config.output_dir)
+    if not resume and (folder / "config.yaml").exists():
+        raise VismanipError(
+            f"{folder} already holds a DAgger run; continue it with --resume {folder}, "
+            "or pick another output_dir"
+        )
+    return DaggerRun(config).run()
