@@ -188,3 +188,11 @@ def test_two_rounds_survive_a_kill_mid_round(tmp_path):
             assert steps == file["data"].attrs[f"labels_round_{k}"] == history[k]["labels_round"]
     assert (run / "dagger.md").read_text().startswith("| round |")
     assert (run / "dagger.png").stat().st_size > 1000
+
+
+def test_unknown_expert_is_one_clear_error():
+    from vismanip.algos.dagger import expert_factory
+
+    for spec in ("no_such_module:factory", "vismanip.experts:no_such_factory", "teleop"):
+        with pytest.raises(VismanipError, match="expected 'scripted', 'checkpoint:PATH'"):
+            expert_factory(spec, "lift")

@@ -73,8 +73,9 @@ class DaggerConfig:
     init: the round-0 learner, a BC checkpoint; its architecture is kept every round.
     data: its expert demos ("": the dataset `init` was trained on).
     task: where rounds roll out and are evaluated ("": init's task), e.g. lift_perturbed.
-    expert: "scripted" (the task's oracle) or "package.module:factory" where
-        factory(task, env) returns an obs -> action callable (teleoperation, another policy).
+    expert: "scripted" (the task's oracle), "checkpoint:PATH" (a trained policy), or
+        "package.module:factory" where factory(task, env) returns an obs -> action
+        callable (teleoperation, a planner, ...).
     beta: probability that the expert's action is executed in round i (1-based):
         constant:B, linear:K (1 in round 1, falling to 0 from round K+1), exp:P (P**(i-1)).
     retrain: warm (start each round from the previous round's policy) or scratch.
@@ -123,14 +124,22 @@ def expert_factory(spec: str, task: str) -> Callable[[VisionEnv], Actor]:
     """env -> obs->action callable: the scripted oracle, or a user's factory(task, env)."""
     if spec == "scripted":
         return partial(expert_actor, task)
+    if spec.startswith("checkpoint:"):  # another (e.g. privileged or larger) trained policy
+        blob, _ = load_checkpoint(spec.removeprefix("checkpoint:"))
+        return partial(_policy_expert, blob)
     module_name, _, attribute = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError):
         raise VismanipError(
-            f"expert={spec!r}: not 'scripted' nor an importable 'package.module:factory'"
+            f"expert={spec!r}: expected 'scripted', 'checkpoint:PATH' or an importable "
+            "'package.module:factory'"
         ) from None
     return partial(factory, task)
+
+
+def _policy_expert(blob: tuple, env: VisionEnv) -> Actor:
+    return policy_from_blob(blob).select_action
 
 
 def labeled_segments(episode: Episode, labels: list[np.ndarray | None]) -> list[Episode]:
