@@ -117,7 +117,11 @@ def test_killed_collection_resumes_to_the_requested_count(tmp_path):
 
 def test_bad_collect_inputs_fail_in_one_line(tmp_path):
     for args, message in [
-        (["--task", "stack"], "error: unknown task 'stack'; valid tasks: lift, pick_place_can"),
+        (
+            ["--task", "stack"],
+            "error: unknown task 'stack'; valid tasks: lift, lift_perturbed, pick_place_can, "
+            "pick_place_can_perturbed",
+        ),
         (["--camera", "nope"], "error: unknown camera 'nope'; this task has:"),
         (["env.colour=red"], "error: bad config:"),
         (["episodes=many"], "error: bad config:"),
