@@ -1,7 +1,9 @@
 """Training throughput (samples/s) of BC steps, side by side in one run.
 
-For each encoder: with and without the random-shift augmentation, with the uint8 cache
-on (every demo in memory) and off (every batch read from the HDF5 file).
+For each encoder: no augmentation, and the default random shift on each backend (kornia on
+the batch, albumentations per sample in the loader), and the `sim2real` preset on each
+backend; with the uint8 cache on (every demo in memory) and off (every batch read from the
+HDF5 file). The last column is the step time relative to no augmentation.
 
     python scripts/bench_train.py --data data/lift.hdf5 --batches 30
 """
@@ -10,29 +12,43 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
+import yaml
 
 from vismanip.algos.bc import BCModule, TrainConfig
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
+from vismanip.sim2real import AugmentationConfig, albumentations_pipeline
 
 
 def samples_per_second(
-    data: str, encoder: str, shift: int, cache_gb: float, batches: int, batch_size: int
+    data: str,
+    encoder: str,
+    augmentation: AugmentationConfig,
+    cache_gb: float,
+    batches: int,
+    batch_size: int,
 ) -> float:
     image_size, lowdim_dims, cameras, _ = dataset_shapes(data)
     config = TrainConfig(
         data=data,
-        random_shift_pad=shift,
+        augmentation=augmentation,
         policy=ImagePolicyConfig(cameras=cameras, encoder=encoder),
     )
     policy = ImagePolicy(config.policy, image_size, lowdim_dims)
     module = BCModule(policy, config, env_config=None)
+    per_sample = augmentation.resolved_backend("cpu") == "albumentations"
     loader = DemoDataModule(
         data,
         LoaderConfig(batch_size=batch_size, cache_gb=cache_gb),
         policy.image_keys + policy.lowdim_keys,
+        train_transform=(
+            albumentations_pipeline(augmentation, image_size, policy.image_keys)
+            if per_sample
+            else None
+        ),
     )
     loader.setup()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
@@ -58,22 +74,31 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--encoders", default="compact,resnet18")
     args = parser.parse_args()
     print(
         f"# {args.data}, batch {args.batch_size}, {torch.get_num_threads()} threads, {args.batches} steps each\n"
     )
-    print("| encoder | augmentation | cache | samples/s |")
-    print("|---|---|---|---:|")
-    for encoder in ("compact", "resnet18"):
-        for shift in (0, 4):
-            for cache_gb in (4.0, 0.0):
+    sim2real = yaml.safe_load(Path("configs/augmentation/sim2real.yaml").read_text())
+    variants = {
+        "none": AugmentationConfig(shift_pad=0),
+        "shift 4px, kornia": AugmentationConfig(backend="kornia"),
+        "shift 4px, albumentations": AugmentationConfig(backend="albumentations"),
+        "sim2real, kornia": AugmentationConfig(**{**sim2real, "backend": "kornia"}),
+        "sim2real, albumentations": AugmentationConfig(**{**sim2real, "backend": "albumentations"}),
+    }
+    print("| encoder | cache | augmentation | samples/s | step time vs none |")
+    print("|---|---|---|---:|---:|")
+    for encoder in args.encoders.split(","):
+        for cache_gb in (4.0, 0.0):
+            baseline = None
+            for label, augmentation in variants.items():
                 rate = samples_per_second(
-                    args.data, encoder, shift, cache_gb, args.batches, args.batch_size
+                    args.data, encoder, augmentation, cache_gb, args.batches, args.batch_size
                 )
-                augmentation = f"random shift {shift}px" if shift else "none"
-                print(
-                    f"| {encoder} | {augmentation} | {'on' if cache_gb else 'off'} | {rate:.0f} |"
-                )
+                baseline = baseline or rate
+                cache = "on" if cache_gb else "off"
+                print(f"| {encoder} | {cache} | {label} | {rate:.0f} | {baseline / rate:.2f} |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vismanip.errors import VismanipError
@@ -33,6 +33,7 @@ def load_config(
 
     Later sources win: defaults < YAML < flags < `key=value` overrides. Every key must
     exist in the schema, so a typo is an error rather than a silently ignored setting.
+    `section=path.yaml` fills a whole nested section from its own file (presets).
     """
     try:
         merged = OmegaConf.structured(schema)
@@ -44,7 +45,18 @@ def load_config(
         bad = [item for item in overrides if "=" not in item]
         if bad:
             raise VismanipError(f"override {bad[0]!r} is not of the form key=value")
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        plain = []
+        for item in overrides:
+            key, _, value = item.partition("=")
+            if value.endswith((".yaml", ".yml")) and isinstance(
+                OmegaConf.select(merged, key), DictConfig
+            ):  # a section from its own file: augmentation=configs/augmentation/strong.yaml
+                section = OmegaConf.create({})
+                OmegaConf.update(section, key, _read_yaml(Path(value)), force_add=True)
+                merged = OmegaConf.merge(merged, section)
+            else:
+                plain.append(item)
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(plain))
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
         raise VismanipError(f"bad config: {_first_line(error)}") from None

@@ -16,6 +16,7 @@ from vismanip.config import load_config
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.errors import VismanipError
 from vismanip.policies import ImagePolicyConfig
+from vismanip.sim2real import AugmentationConfig
 
 
 def _config(dataset, run_dir, epochs):
@@ -25,7 +26,7 @@ def _config(dataset, run_dir, epochs):
         loader=LoaderConfig(batch_size=4),
         trainer=TrainerConfig(max_epochs=epochs, log_every_n_steps=1),
         rollout=RolloutConfig(every_n_epochs=0),
-        random_shift_pad=0,
+        augmentation=AugmentationConfig(shift_pad=0),
         policy=ImagePolicyConfig(lowdim_keys=["robot0_eef_pos"]),
     )
 
@@ -62,7 +63,7 @@ def test_killed_run_resumes_to_max_epochs(tiny_dataset, tmp_path):
         "loader.batch_size=4",
         "trainer.max_epochs=300",
         "rollout.every_n_epochs=0",
-        "random_shift_pad=0",
+        "augmentation.shift_pad=0",
         "policy.lowdim_keys=[robot0_eef_pos]",
     ]
     command = [sys.executable, "-m", "vismanip.cli", "train", *args]

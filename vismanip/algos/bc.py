@@ -28,6 +28,7 @@ from vismanip.evaluation.evaluate import (
     run_evaluation,
 )
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
+from vismanip.sim2real import AugmentationConfig, KorniaAugment, albumentations_pipeline
 
 
 @dataclass
@@ -70,8 +71,8 @@ class TrainConfig:
     data: the HDF5 dataset (ours or robomimic's).
     output_dir: the run folder (config, checkpoints, logs, plots).
     task: task for rollouts; "" infers it from the dataset's env_args.
-    random_shift_pad: DrQ-style random shift of each image by up to this many pixels
-        (per sample, kornia, on the training device); 0 turns it off.
+    augmentation: image augmentation (default: a DrQ-style random shift of up to 4 pixels);
+        `augmentation=configs/augmentation/<preset>.yaml` loads a preset.
     init_checkpoint: start from this checkpoint's policy (weights and proprio statistics)
         instead of from scratch: fine-tuning, DAgger's warm starts.
     """
@@ -81,7 +82,7 @@ class TrainConfig:
     seed: int = 0
     task: str = ""
     init_checkpoint: str = ""
-    random_shift_pad: int = 4
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     policy: ImagePolicyConfig = field(default_factory=ImagePolicyConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -97,14 +98,13 @@ class BCModule(L.LightningModule):
         self.policy = policy
         self.config = config
         self.env_config = env_config
-        self.augment = None
-        if config.random_shift_pad > 0:
-            import kornia.augmentation as K
-
-            size = policy.image_size
-            self.augment = K.RandomCrop(
-                (size, size), padding=config.random_shift_pad, padding_mode="replicate"
-            )
+        # kornia augments batches here, on the training device; the albumentations backend
+        # augments samples in the data loader instead (see train()).
+        self.augment = (
+            KorniaAugment(config.augmentation, policy.image_size, len(policy.image_keys))
+            if config.augmentation.resolved_backend(config.trainer.accelerator) == "kornia"
+            else None
+        )
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.policy(batch, image_transform=self.augment)
@@ -225,8 +225,18 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         )
 
     policy = ImagePolicy(config.policy, image_size, lowdim_dims)
+    config.augmentation.check()
+    sample_augment = (
+        albumentations_pipeline(config.augmentation, image_size, policy.image_keys)
+        if config.augmentation.resolved_backend(config.trainer.accelerator) == "albumentations"
+        else None
+    )
     data = DemoDataModule(
-        config.data, config.loader, policy.image_keys + policy.lowdim_keys, config.seed
+        config.data,
+        config.loader,
+        policy.image_keys + policy.lowdim_keys,
+        config.seed,
+        train_transform=sample_augment,
     )
     data.setup()
     policy.set_normalization(*data.train_set.lowdim_stats(policy.lowdim_keys))

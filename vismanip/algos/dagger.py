@@ -49,6 +49,7 @@ from vismanip.evaluation.rollout import Actor, Episode, episode_seed, rollout
 from vismanip.evaluation.workers import worker_pool
 from vismanip.experts import expert_actor
 from vismanip.policies import ImagePolicyConfig
+from vismanip.sim2real import AugmentationConfig
 
 DAGGER_STREAM = 2  # episode seeds apart from collection (0) and evaluation (1)
 
@@ -411,7 +412,7 @@ class DaggerRun:
             output_dir=str(run_dir),
             seed=self.config.seed + k,
             task=self.env_config.task,
-            random_shift_pad=int(self.init_train.get("random_shift_pad", 4)),
+            augmentation=AugmentationConfig(**self.init_train.get("augmentation", {})),
             init_checkpoint=str(learner) if self.config.retrain == "warm" else "",
             loader=self.config.loader,
             optim=self.config.optim,

@@ -9,6 +9,7 @@ every consumer sees one orientation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from vismanip.data.hdf5 import IMAGE_CONVENTION, demo_names, image_convention, mask, open_dataset
 from vismanip.errors import VismanipError
+
+# Augments one sample's images {key: uint8 (H, W, 3)} (albumentations, in the loader).
+SampleTransform = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass
@@ -41,10 +45,16 @@ class DemoDataset(Dataset):
     """(obs, action) samples of the named demos; images uint8 (H, W, 3), upright."""
 
     def __init__(
-        self, path: str | Path, demos: list[str], obs_keys: list[str], cache_bytes: float
+        self,
+        path: str | Path,
+        demos: list[str],
+        obs_keys: list[str],
+        cache_bytes: float,
+        transform: SampleTransform | None = None,
     ) -> None:
         self.path = Path(path)
         self.obs_keys = list(obs_keys)
+        self.transform = transform  # per-sample image augmentation (albumentations), or None
         self._file: h5py.File | None = None
         with open_dataset(self.path) as file:
             self.flip = image_convention(file) != IMAGE_CONVENTION
@@ -115,6 +125,12 @@ class DemoDataset(Dataset):
             key: torch.from_numpy(np.concatenate(parts)[order]) for key, parts in batch.items()
         }
         actions = stacked.pop("actions")
+        if self.transform is not None:
+            image_keys = [key for key in self.obs_keys if key.endswith("_image")]
+            for row in range(len(actions)):
+                sample = {key: stacked[key][row].numpy() for key in image_keys}
+                for key, image in self.transform(sample).items():
+                    stacked[key][row] = torch.from_numpy(np.ascontiguousarray(image))
         return {"obs": stacked, "actions": actions}
 
     def action_range(self) -> tuple[np.ndarray, np.ndarray]:
@@ -143,8 +159,16 @@ def _already_batched(batch: dict) -> dict:
 class DemoDataModule(L.LightningDataModule):
     """Train/valid splits from the dataset's masks, as Lightning expects them."""
 
-    def __init__(self, path: str, config: LoaderConfig, obs_keys: list[str], seed: int = 0) -> None:
+    def __init__(
+        self,
+        path: str,
+        config: LoaderConfig,
+        obs_keys: list[str],
+        seed: int = 0,
+        train_transform: SampleTransform | None = None,
+    ) -> None:
         super().__init__()
+        self.train_transform = train_transform
         if not path:
             raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
         self.path = path
@@ -168,7 +192,7 @@ class DemoDataModule(L.LightningDataModule):
                 else []
             )
         cache = self.config.cache_gb * 1e9
-        self.train_set = DemoDataset(self.path, train, self.obs_keys, cache)
+        self.train_set = DemoDataset(self.path, train, self.obs_keys, cache, self.train_transform)
         self.valid_set = (
             DemoDataset(self.path, valid, self.obs_keys, cache - self.train_set.cached_bytes)
             if valid

@@ -1,0 +1,188 @@
+"""Image augmentation: one description, two backends.
+
+`AugmentationConfig` says what to do (shift, crop-resize, colour jitter, blur, noise,
+erasing, perspective). It builds either a kornia pipeline, which augments a float batch
+(B, 3, H, W) on the training device, or an albumentations pipeline, which augments uint8
+(H, W, 3) samples on the CPU inside the data loader. `backend: auto` picks albumentations on
+CPU and kornia on GPU, as `scripts/bench_augment.py` measured (see the README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vismanip.errors import VismanipError
+
+BACKENDS = ("auto", "kornia", "albumentations")
+
+
+@dataclass
+class AugmentationConfig:
+    """What to do to training images; 0 turns an op off. Presets: configs/augmentation/.
+
+    shift_pad: random shift by up to this many pixels (replicate-pad, then random crop),
+        DrQ-style, drawn per sample.
+    crop_scale: random resized crop keeping this fraction of the area or more (1: off).
+    brightness, contrast, saturation, hue: colour jitter strengths (factors 1 ± x; hue ± x).
+    blur_sigma: Gaussian blur with sigma up to this (pixels), with probability blur_prob.
+    noise_std: additive Gaussian noise, std in [0, 1] image units.
+    erasing_prob: probability of erasing one random rectangle (cutout).
+    perspective: perspective distortion scale, applied with probability 0.5.
+    same_across_cameras: every camera of a sample gets the same draws (e.g. the same
+        lighting change); otherwise each camera draws its own.
+    backend: auto | kornia | albumentations.
+    """
+
+    shift_pad: int = 4
+    crop_scale: float = 1.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+    blur_sigma: float = 0.0
+    blur_prob: float = 0.3
+    noise_std: float = 0.0
+    erasing_prob: float = 0.0
+    perspective: float = 0.0
+    same_across_cameras: bool = False
+    backend: str = "auto"
+
+    def check(self) -> None:
+        if self.backend not in BACKENDS:
+            raise VismanipError(
+                f"augmentation.backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}"
+            )
+        if self.shift_pad < 0 or not 0 < self.crop_scale <= 1 or self.hue > 0.5:
+            raise VismanipError(
+                "augmentation: shift_pad >= 0, 0 < crop_scale <= 1 and hue <= 0.5 required"
+            )
+
+    def resolved_backend(self, accelerator: str) -> str:
+        """auto: albumentations in the CPU data loader, kornia on a GPU (measured faster)."""
+        if self.backend != "auto":
+            return self.backend
+        return "albumentations" if accelerator == "cpu" else "kornia"
+
+
+def _jitter(config: AugmentationConfig) -> bool:
+    return any(v > 0 for v in (config.brightness, config.contrast, config.saturation, config.hue))
+
+
+# --------------------------------------------------------------------------- kornia (batch)
+
+
+def kornia_pipeline(config: AugmentationConfig, size: int) -> torch.nn.Module | None:
+    """float (B, 3, S, S) in [0, 1] -> same; None when the config does nothing."""
+    import kornia.augmentation as K
+
+    ops: list[torch.nn.Module] = []
+    if config.crop_scale < 1:
+        ops.append(K.RandomResizedCrop((size, size), scale=(config.crop_scale, 1.0)))
+    if config.shift_pad > 0:
+        ops.append(K.RandomCrop((size, size), padding=config.shift_pad, padding_mode="replicate"))
+    if config.perspective > 0:
+        ops.append(K.RandomPerspective(config.perspective, p=0.5))
+    if _jitter(config):
+        ops.append(
+            K.ColorJitter(config.brightness, config.contrast, config.saturation, config.hue, p=1.0)
+        )
+    if config.blur_sigma > 0:
+        kernel = 2 * int(np.ceil(2 * config.blur_sigma)) + 1
+        ops.append(K.RandomGaussianBlur(kernel, (0.1, config.blur_sigma), p=config.blur_prob))
+    if config.noise_std > 0:
+        ops.append(K.RandomGaussianNoise(std=config.noise_std, p=1.0))
+    if config.erasing_prob > 0:
+        ops.append(K.RandomErasing(p=config.erasing_prob))
+    if not ops:
+        return None
+    return K.AugmentationSequential(*ops)
+
+
+class KorniaAugment:
+    """The policy's `image_transform` hook: float (B, 3, S, S) batches, one call per camera.
+
+    A plain callable, not an nn.Module: it has no state to checkpoint.
+    """
+
+    def __init__(self, config: AugmentationConfig, size: int, num_cameras: int) -> None:
+        self.pipeline = kornia_pipeline(config, size)
+        self.same_across_cameras = config.same_across_cameras
+        self.num_cameras = num_cameras
+        self._camera = 0
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if self.pipeline is None:
+            return images
+        # The policy calls this once per camera, in camera order: with shared draws, the
+        # first camera of each batch draws and the others replay its parameters.
+        if self.same_across_cameras and self._camera > 0:
+            out = self.pipeline(images, params=self.pipeline._params)
+        else:
+            out = self.pipeline(images)
+        self._camera = (self._camera + 1) % self.num_cameras
+        return out.clamp(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- albumentations
+
+
+def albumentations_pipeline(
+    config: AugmentationConfig, size: int, image_keys: list[str]
+) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None:
+    """{image_key: uint8 (S, S, 3)} -> same, for one sample; None when it does nothing."""
+    import albumentations as A
+    import cv2
+
+    ops: list = []
+    if config.crop_scale < 1:
+        ops.append(
+            A.RandomResizedCrop((size, size), scale=(config.crop_scale, 1.0), ratio=(3 / 4, 4 / 3))
+        )
+    if config.shift_pad > 0:
+        padded = size + 2 * config.shift_pad
+        ops.append(A.PadIfNeeded(padded, padded, border_mode=cv2.BORDER_REPLICATE))
+        ops.append(A.RandomCrop(size, size))
+    if config.perspective > 0:
+        ops.append(A.Perspective(scale=(0.0, config.perspective / 2), p=0.5))
+    if _jitter(config):
+        ops.append(
+            A.ColorJitter(
+                brightness=(max(0.0, 1 - config.brightness), 1 + config.brightness),
+                contrast=(max(0.0, 1 - config.contrast), 1 + config.contrast),
+                saturation=(max(0.0, 1 - config.saturation), 1 + config.saturation),
+                hue=(-config.hue, config.hue),
+                p=1.0,
+            )
+        )
+    if config.blur_sigma > 0:
+        ops.append(A.GaussianBlur(sigma_limit=(0.1, config.blur_sigma), p=config.blur_prob))
+    if config.noise_std > 0:
+        ops.append(A.GaussNoise(std_range=(config.noise_std, config.noise_std), p=1.0))
+    if config.erasing_prob > 0:
+        ops.append(
+            A.CoarseDropout(
+                num_holes_range=(1, 1),
+                hole_height_range=(0.1, 0.5),
+                hole_width_range=(0.1, 0.5),
+                p=config.erasing_prob,
+            )
+        )
+    if not ops:
+        return None
+    if config.same_across_cameras:
+        extra = {key: "image" for key in image_keys[1:]}
+        shared = A.Compose(ops, additional_targets=extra)
+
+        def together(images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            named = {"image" if k == image_keys[0] else k: v for k, v in images.items()}
+            out = shared(**named)
+            return {key: out["image" if key == image_keys[0] else key] for key in image_keys}
+
+        return together
+    each = A.Compose(ops)
+    return lambda images: {key: each(image=image)["image"] for key, image in images.items()}
