@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vismanip.algos.bc import RolloutConfig, TrainConfig, TrainerConfig, train
+from vismanip.algos.bc import RolloutConfig, TrainConfig, TrainerConfig, load_run_config, train
 from vismanip.config import load_config
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.errors import VismanipError
@@ -91,6 +91,16 @@ def test_killed_run_resumes_to_max_epochs(tiny_dataset, tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert torch.load(run_dir / "last.ckpt", weights_only=False)["epoch"] == 299
+
+
+def test_resumed_run_keeps_its_whole_learning_curve(tiny_dataset, tmp_path):
+    dataset, _ = tiny_dataset
+    run_dir = tmp_path / "run"
+    train(_config(dataset, run_dir, epochs=3))
+    config_file = run_dir / "config.yaml"
+    config_file.write_text(config_file.read_text().replace("max_epochs: 3", "max_epochs: 5"))
+    train(load_run_config(run_dir), resume=True)
+    assert sorted(_epoch_losses(run_dir)) == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize(

@@ -302,9 +302,35 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         enable_model_summary=False,
     )
     module = BCModule(policy, config, env_config)
+    metrics = run_dir / "logs" / "metrics.csv"
+    earlier = _read_metrics(metrics) if resume else []
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
-    plot_learning_curve(run_dir / "logs" / "metrics.csv", run_dir / "learning_curve.png")
+    if earlier:  # Lightning's CSVLogger starts a resumed run's metrics.csv afresh
+        _write_metrics(metrics, earlier + _read_metrics(metrics))
+    plot_learning_curve(metrics, run_dir / "learning_curve.png")
     return run_dir / "best.ckpt"
+
+
+def _read_metrics(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    if not path.exists():
+        return []
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _write_metrics(path: Path, rows: list[dict[str, str]]) -> None:
+    """Rewrite Lightning's CSV log with every row (the union of columns), atomically."""
+    import csv
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
 
 
 def _load_initial_weights(policy: ImagePolicy, checkpoint: str) -> None:
