@@ -70,7 +70,10 @@ def test_same_seed_same_frame_other_seed_other_frame(lift_env):
 def test_unknown_camera_and_task_name_valid_choices():
     with pytest.raises(VismanipError, match="unknown camera 'wristcam'.*agentview"):
         VisionEnv(EnvConfig(task="lift", cameras=["wristcam"]))
-    with pytest.raises(VismanipError, match="unknown task 'stack'.*lift, pick_place_can"):
+    with pytest.raises(
+        VismanipError,
+        match="unknown task 'stack'; valid tasks: lift, lift_perturbed, pick_place_can, pick_place_can_perturbed",
+    ):
         VisionEnv(EnvConfig(task="stack"))
 
 
