@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -167,12 +167,15 @@ def labeled_segments(episode: Episode, labels: list[np.ndarray | None]) -> list[
     return segments
 
 
-def visited_states(episode: Episode, object_key: str) -> np.ndarray:
-    """(T, 6) end-effector and object positions: the state the divergence is measured on."""
+def visited_states(observations: Mapping, object_key: str) -> np.ndarray:
+    """(T, 6) end-effector and object positions: the state the divergence is measured on.
+
+    `observations` is an episode's per-key frame lists or a demo's HDF5 `obs` group.
+    """
     return np.concatenate(
         [
-            np.asarray(episode.observations["robot0_eef_pos"]),
-            np.asarray(episode.observations[f"{object_key}_pos"]),
+            np.asarray(observations["robot0_eef_pos"]),
+            np.asarray(observations[f"{object_key}_pos"]),
         ],
         axis=1,
     )
@@ -232,7 +235,7 @@ def _run_episode(index: int, seed: int, beta: float, query: QueryConfig) -> tupl
         "success": episode.success,
         "length": len(episode),
         "labels": sum(label is not None for label in labels),
-        "states": visited_states(episode, object_key).tolist(),
+        "states": visited_states(episode.observations, object_key).tolist(),
     }
     return index, labeled_segments(episode, labels), stats, _worker[1].model_xml()
 
@@ -256,18 +259,7 @@ def _store_episode(
 def _expert_states(path: Path, object_key: str) -> np.ndarray:
     with open_dataset(path) as file:
         names = [n.decode() for n in file["mask/round_0"][()]]
-        return np.concatenate(
-            [
-                np.concatenate(
-                    [
-                        file[f"data/{n}/obs/robot0_eef_pos"][()],
-                        file[f"data/{n}/obs/{object_key}_pos"][()],
-                    ],
-                    axis=1,
-                )
-                for n in names
-            ]
-        )
+        return np.concatenate([visited_states(file[f"data/{n}/obs"], object_key) for n in names])
 
 
 class DaggerRun:
