@@ -211,3 +211,21 @@ def test_artifacts_are_not_tied_to_the_cpu(trained, tmp_path):
     ]
     action, fallback = program.module()(*meta_inputs)
     assert action.device.type == "meta" and tuple(action.shape) == (1, 7)
+
+
+def test_robot_side_override_holds_the_robot(trained, tmp_path):
+    checkpoint, _ = trained
+    out = tmp_path / "policy.pt"
+    export_policy(checkpoint, out)
+    stop = tmp_path / "STOP"
+    stop.touch()
+    command = [
+        sys.executable, str(REPO / "scripts" / "run_exported_policy.py"), str(out),
+        "--steps", "5", "--rate", "1000", "--stop-file", str(stop),
+        "--save-actions", str(tmp_path / "sent.npy"),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    assert stats["overridden"] == 5
+    assert np.all(np.load(tmp_path / "sent.npy") == 0.0)  # the hold action, every step
