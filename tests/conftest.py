@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +55,15 @@ def tiny_dataset(tmp_path: Path) -> tuple[Path, list[Episode]]:
     """A valid 3-demo dataset at 32x32 and the episodes it was written from."""
     path = tmp_path / "tiny.hdf5"
     return path, write_dataset(path, [5, 7, 6])
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`vismanip ARGS` in a subprocess, as a user runs it; the test fails on a non-zero exit."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vismanip.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result

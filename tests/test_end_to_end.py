@@ -5,25 +5,15 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 
 pytestmark = pytest.mark.sim
-
-
-def _cli(*args, timeout=600):
-    result = subprocess.run(
-        [sys.executable, "-m", "vismanip.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 def test_collect_train_eval_export(tmp_path):
     data = tmp_path / "lift.hdf5"
     run = tmp_path / "run"
-    _cli(
+    run_cli(
         "collect",
         "--task",
         "lift",
@@ -36,7 +26,7 @@ def test_collect_train_eval_export(tmp_path):
         "--out",
         str(data),
     )
-    _cli(
+    run_cli(
         "train",
         f"data={data}",
         f"output_dir={run}",
@@ -56,7 +46,7 @@ def test_collect_train_eval_export(tmp_path):
         assert (run / name).exists(), name
     assert "rollout/success_rate" in (run / "logs" / "metrics.csv").read_text()
 
-    result = _cli(
+    result = run_cli(
         "eval", str(run / "best.ckpt"), "--episodes", "2", "--workers", "2", "--videos", "1"
     )
     assert "success" in result.stdout
@@ -69,8 +59,10 @@ def test_collect_train_eval_export(tmp_path):
 
     # Export, then evaluate the artifact itself on the same seeded episodes.
     artifact = tmp_path / "lift_policy.pt"
-    _cli("export", str(run / "best.ckpt"), "--format", "torchscript", "--out", str(artifact))
-    _cli("eval", str(artifact), "--episodes", "2", "--workers", "2", "--out", str(tmp_path / "ev"))
+    run_cli("export", str(run / "best.ckpt"), "--format", "torchscript", "--out", str(artifact))
+    run_cli(
+        "eval", str(artifact), "--episodes", "2", "--workers", "2", "--out", str(tmp_path / "ev")
+    )
     exported = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert [e["seed"] for e in exported["episodes"]] == [e["seed"] for e in evaluation["episodes"]]
     assert [e["success"] for e in exported["episodes"]] == [

@@ -77,12 +77,12 @@ def collect(config_path, task, episodes, workers, camera, size, seed, out, keep_
 @OVERRIDES
 def train(config_path, resume_dir, overrides):
     """Train an image policy by behavioural cloning (Lightning); resumable."""
-    from vismanip.algos.bc import TrainConfig, load_run_config
+    from vismanip.algos.bc import TrainConfig
     from vismanip.algos.bc import train as run_train
-    from vismanip.config import load_config
+    from vismanip.config import load_config, load_run_config
 
     if resume_dir:
-        config = load_run_config(resume_dir)
+        config = load_run_config(TrainConfig, resume_dir)
         if overrides or config_path:
             raise VismanipError(
                 "--resume continues a run with its saved config; drop the other settings"
@@ -101,16 +101,16 @@ def train(config_path, resume_dir, overrides):
 @OVERRIDES
 def dagger(config_path, resume_dir, overrides):
     """DAgger: roll out the learner, label its states with the expert, aggregate, retrain."""
-    from vismanip.algos.dagger import DaggerConfig, load_dagger_config
+    from vismanip.algos.dagger import DaggerConfig
     from vismanip.algos.dagger import dagger as run_dagger
-    from vismanip.config import load_config
+    from vismanip.config import load_config, load_run_config
 
     if resume_dir:
         if overrides or config_path:
             raise VismanipError(
                 "--resume continues a run with its saved config; drop the other settings"
             )
-        config = load_dagger_config(resume_dir)
+        config = load_run_config(DaggerConfig, resume_dir)
     else:
         config = load_config(DaggerConfig, config_path, overrides)
     history = run_dagger(config, resume=bool(resume_dir))

@@ -62,6 +62,14 @@ def load_config(
         raise VismanipError(f"bad config: {_first_line(error)}") from None
 
 
+def load_run_config(schema: type[ConfigT], run_dir: str | Path) -> ConfigT:
+    """The resolved config a run folder was started with (what --resume continues)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise VismanipError(f"{run_dir}: no config.yaml; is this a vismanip run folder?")
+    return load_config(schema, path)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise VismanipError(f"config file not found: {path}")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vismanip.algos.bc import RolloutConfig, TrainConfig, TrainerConfig, load_run_config, train
-from vismanip.config import load_config
+from vismanip.algos.bc import RolloutConfig, TrainConfig, TrainerConfig, train
+from vismanip.config import load_config, load_run_config
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.errors import VismanipError
 from vismanip.policies import ImagePolicyConfig
@@ -99,7 +99,7 @@ def test_resumed_run_keeps_its_whole_learning_curve(tiny_dataset, tmp_path):
     train(_config(dataset, run_dir, epochs=3))
     config_file = run_dir / "config.yaml"
     config_file.write_text(config_file.read_text().replace("max_epochs: 3", "max_epochs: 5"))
-    train(load_run_config(run_dir), resume=True)
+    train(load_run_config(TrainConfig, run_dir), resume=True)
     assert sorted(_epoch_losses(run_dir)) == [0, 1, 2, 3, 4]
 
 

@@ -13,7 +13,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import make_episode, write_dataset
+from conftest import make_episode, run_cli, write_dataset
 
 from vismanip.algos.dagger import (
     QueryConfig,
@@ -126,21 +126,10 @@ def _load(blob):
     return partial(policy_from_blob, blob)
 
 
-def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "vismanip.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 @pytest.mark.sim
 def test_two_rounds_survive_a_kill_mid_round(tmp_path):
     data, bc, run = tmp_path / "lift.hdf5", tmp_path / "bc", tmp_path / "dagger"
-    _cli(
+    run_cli(
         "collect",
         "--task",
         "lift",
@@ -153,7 +142,7 @@ def test_two_rounds_survive_a_kill_mid_round(tmp_path):
         "--out",
         str(data),
     )
-    _cli(
+    run_cli(
         "train", f"data={data}", f"output_dir={bc}", "trainer.max_epochs=1", "task=lift",
         "rollout.every_n_epochs=0", "loader.batch_size=16",
     )  # fmt: skip
@@ -174,7 +163,7 @@ def test_two_rounds_survive_a_kill_mid_round(tmp_path):
     process.wait()
     assert not (run / "round_1" / "episodes" / "episode_0002.json").exists()
 
-    _cli("dagger", "--resume", str(run))
+    run_cli("dagger", "--resume", str(run))
     history = json.loads((run / "dagger.json").read_text())["rounds"]
     assert [h["round"] for h in history] == [0, 1, 2]
     assert history[1]["beta"] == 1.0 and history[1]["rollout_success"] == 1.0

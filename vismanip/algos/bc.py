@@ -382,14 +382,4 @@ def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
     plt.close(figure)
 
 
-def load_run_config(run_dir: str | Path) -> TrainConfig:
-    """The resolved config a run was started with (for --resume)."""
-    from vismanip.config import load_config
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise VismanipError(f"{run_dir}: no config.yaml; is this a vismanip run folder?")
-    return load_config(TrainConfig, path)
-
-
-__all__ = ["TrainConfig", "load_run_config", "train"]
+__all__ = ["TrainConfig", "train"]

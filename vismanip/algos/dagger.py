@@ -35,10 +35,9 @@ from vismanip.algos.bc import (
     RolloutConfig,
     TrainConfig,
     TrainerConfig,
-    load_run_config,
     train,
 )
-from vismanip.config import run_metadata
+from vismanip.config import load_run_config, run_metadata
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.data.hdf5 import append_demos, open_dataset, write_episode_file
 from vismanip.envs.tasks import EnvConfig, VisionEnv, task_spec
@@ -414,7 +413,7 @@ class DaggerRun:
         config.policy = ImagePolicyConfig(**self.policy_config)
         resume = (run_dir / "last.ckpt").exists()
         if resume:
-            config = load_run_config(run_dir)
+            config = load_run_config(TrainConfig, run_dir)
         train(config, resume=resume)
         finished.write_text("")
         return run_dir / "last.ckpt"
@@ -504,15 +503,6 @@ def plot_rounds(history: list[dict], out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
-
-
-def load_dagger_config(run_dir: str | Path) -> DaggerConfig:
-    from vismanip.config import load_config
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise VismanipError(f"{run_dir}: no config.yaml; not a DAgger run folder")
-    return load_config(DaggerConfig, str(path), [])
 
 
 def dagger(config: DaggerConfig, resume: bool = False) -> list[dict]:
