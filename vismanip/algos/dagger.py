@@ -39,7 +39,7 @@ from vismanip.algos.bc import (
 )
 from vismanip.config import load_run_config, run_metadata
 from vismanip.data.datamodule import LoaderConfig
-from vismanip.data.hdf5 import append_demos, open_dataset, write_episode_file
+from vismanip.data.hdf5 import append_demos, demo_names, open_dataset, write_episode_file
 from vismanip.envs.tasks import EnvConfig, VisionEnv, task_spec
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import load_checkpoint, policy_from_blob, run_evaluation
@@ -369,7 +369,7 @@ class DaggerRun:
     def _start_aggregate(self) -> None:
         """aggregated.hdf5 = the expert demos, with mask/round_0 naming all of them."""
         with open_dataset(self.data) as file:
-            names = sorted(file["data"].keys(), key=lambda n: int(n.split("_")[1]))
+            names = demo_names(file)
         tmp = self.aggregated.with_name("aggregated.start.tmp")
         shutil.copyfile(self.data, tmp)
         with h5py.File(tmp, "a") as file:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from vismanip.errors import VismanipError
-from vismanip.export.deployable import METADATA_FILE, DeployablePolicy
+from vismanip.export.deployable import METADATA_FILE, DeployablePolicy, input_names
 
 FORMATS = {"torchscript": ".pt", "torch_export": ".pt2", "onnx": ".onnx"}
 # Largest |exported - eager| action difference an artifact may show on recorded observations.
@@ -92,12 +92,11 @@ def write_artifact(
                 )
             import onnx
 
-            names = [*module.policy.image_keys, *(["proprio"] if module.proprio_dims else [])]
             program = torch.onnx.export(
                 module,
                 inputs,
                 dynamo=True,
-                input_names=names,
+                input_names=input_names(module.policy),
                 output_names=OUTPUT_NAMES,
                 dynamic_shapes=_dynamic_shapes(module, inputs),
                 verbose=False,
