@@ -20,7 +20,7 @@ import torch
 
 from vismanip.algos.bc import TrainConfig
 from vismanip.config import load_config
-from vismanip.sim2real import KorniaAugment, albumentations_pipeline
+from vismanip.sim2real.augmentation import KorniaAugment, albumentations_pipeline
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import yaml
 from vismanip.algos.bc import BCModule, TrainConfig
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
-from vismanip.sim2real import AugmentationConfig, albumentations_pipeline
+from vismanip.sim2real.augmentation import AugmentationConfig, albumentations_pipeline
 
 
 def samples_per_second(

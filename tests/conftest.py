@@ -57,13 +57,13 @@ def tiny_dataset(tmp_path: Path) -> tuple[Path, list[Episode]]:
     return path, write_dataset(path, [5, 7, 6])
 
 
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`vismanip ARGS` in a subprocess, as a user runs it; the test fails on a non-zero exit."""
+def run_cli(*args: str, timeout: int = 600, returncode: int = 0) -> subprocess.CompletedProcess:
+    """`vismanip ARGS` in a subprocess, as a user runs it; the test fails on another exit code."""
     result = subprocess.run(
         [sys.executable, "-m", "vismanip.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == returncode, result.stderr[-3000:]
     return result

@@ -1,4 +1,5 @@
-"""The main job at tiny size, as a user runs it: collect -> train -> eval -> export, via the CLI."""
+"""The main job at tiny size, as a user runs it: collect (domain-randomized) -> train -> eval
+(also on the visual-shift splits) -> export, via the CLI."""
 
 import json
 import subprocess
@@ -23,6 +24,7 @@ def test_collect_train_eval_export(tmp_path):
         "1",
         "--size",
         "32",
+        "randomization=configs/randomization/default.yaml",
         "--out",
         str(data),
     )
@@ -56,6 +58,18 @@ def test_collect_train_eval_export(tmp_path):
     assert 0.0 <= evaluation["summary"]["success_rate"] <= 1.0
     assert (report / "eval.md").read_text().startswith("| run |")
     assert (report / "videos" / "episode_000.gif").stat().st_size > 1000
+
+    run_cli(
+        "eval", str(run / "best.ckpt"), "--episodes", "2", "--workers", "2", "--shift", "none,all"
+    )
+    shifted = run / "eval_lift_shift"
+    table = (shifted / "shift.md").read_text()
+    assert "| none | 2 |" in table and "| all | 2 |" in table
+    for picture in ("shift.png", "contact_sheet.png"):
+        assert (shifted / picture).stat().st_size > 5000, picture
+    splits = json.loads((shifted / "shift.json").read_text())["splits"]
+    assert set(splits) == {"none", "all"}
+    assert (shifted / "all" / "eval.json").exists()
 
     # Export, then evaluate the artifact itself on the same seeded episodes.
     artifact = tmp_path / "lift_policy.pt"

@@ -130,11 +130,17 @@ def dagger(config_path, resume_dir, overrides):
     "--videos", type=int, default=0, show_default=True, help="GIFs of the first N episodes."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--shift",
+    help="Visual-shift splits, comma-separated: none (the nominal scene), unseen-textures, "
+    "lighting, camera, all. Writes a table, bar plot and contact sheet over the splits.",
+)
 @click.option("--out", type=click.Path(), help="Report folder (default: next to the checkpoint).")
-def evaluate(checkpoint, task, episodes, workers, videos, seed, out):
+def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, out):
     """Roll a trained policy out in the simulator: success rate, metrics, videos, report.
 
     CHECKPOINT is a training checkpoint (.ckpt) or an exported artifact (.pt, .pt2, .onnx).
+    Every split uses the same episode seeds, so splits differ only in how the scene looks.
     """
     from dataclasses import replace
     from functools import partial
@@ -167,16 +173,46 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, out):
         cameras=description["config"]["cameras"],
         image_size=description["image_size"],
     )
-    summary, results, clips = run_evaluation(
+    title = f"{Path(checkpoint).name} on {env_config.task}"
+    if shift:
+        from vismanip.evaluation.evaluate import write_shift_report
+        from vismanip.sim2real.randomization import shift_config
+
+        splits = [name.strip() for name in shift.split(",") if name.strip()]
+        configs = {name: shift_config(name) for name in splits}  # unknown names fail first
+        folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}_shift"
+        evaluations = {
+            name: run_evaluation(
+                load_policy,
+                env_config,
+                episodes,
+                workers,
+                seed,
+                videos,
+                show_progress=True,
+                randomization=config,
+                desc=name,
+            )
+            for name, config in configs.items()
+        }
+        write_shift_report(folder, title, evaluations, env_config.control_freq)
+        for name, evaluation in evaluations.items():
+            click.echo(f"{name}: {_success_line(evaluation.summary)}")
+        click.echo(f"report in {folder}/shift.md")
+        return
+    evaluation = run_evaluation(
         load_policy, env_config, episodes, workers, seed, videos, show_progress=True
     )
     folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}"
-    title = f"{Path(checkpoint).name} on {env_config.task}"
-    write_report(folder, title, summary, results, clips, env_config.control_freq)
+    write_report(folder, title, evaluation, env_config.control_freq)
+    click.echo(f"{title}: {_success_line(evaluation.summary)}; report in {folder}")
+
+
+def _success_line(summary: dict) -> str:
     low, high = summary["success_ci95"]
-    click.echo(
-        f"{title}: success {100 * summary['success_rate']:.0f}% "
-        f"(95% CI {100 * low:.0f}-{100 * high:.0f}%, {summary['episodes']} episodes); report in {folder}"
+    return (
+        f"success {100 * summary['success_rate']:.0f}% "
+        f"(95% CI {100 * low:.0f}-{100 * high:.0f}%, {summary['episodes']} episodes)"
     )
 
 

@@ -16,7 +16,7 @@ from vismanip.config import load_config, load_run_config
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.errors import VismanipError
 from vismanip.policies import ImagePolicyConfig
-from vismanip.sim2real import AugmentationConfig
+from vismanip.sim2real.augmentation import AugmentationConfig
 
 
 def _config(dataset, run_dir, epochs):

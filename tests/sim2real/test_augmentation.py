@@ -12,7 +12,11 @@ import torch
 from vismanip.algos.bc import TrainConfig
 from vismanip.config import load_config
 from vismanip.errors import VismanipError
-from vismanip.sim2real import AugmentationConfig, KorniaAugment, albumentations_pipeline
+from vismanip.sim2real.augmentation import (
+    AugmentationConfig,
+    KorniaAugment,
+    albumentations_pipeline,
+)
 
 PRESETS = sorted(Path("configs/augmentation").glob("*.yaml"))
 SIZE = 32

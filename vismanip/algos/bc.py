@@ -28,7 +28,11 @@ from vismanip.evaluation.evaluate import (
     run_evaluation,
 )
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
-from vismanip.sim2real import AugmentationConfig, KorniaAugment, albumentations_pipeline
+from vismanip.sim2real.augmentation import (
+    AugmentationConfig,
+    KorniaAugment,
+    albumentations_pipeline,
+)
 
 
 @dataclass
@@ -167,13 +171,13 @@ class RolloutCallback(Callback):
         epoch = trainer.current_epoch + 1
         if epoch % self.config.every_n_epochs:
             return
-        summary, _, _ = run_evaluation(
+        summary = run_evaluation(
             partial(policy_from_blob, policy_blob(module.policy)),
             self.env_config,
             self.config.episodes,
             self.config.workers,
             self.config.seed,
-        )
+        ).summary
         module.log("rollout/success_rate", summary["success_rate"], prog_bar=True)
         module.policy.train()
 

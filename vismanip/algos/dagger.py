@@ -48,7 +48,7 @@ from vismanip.evaluation.rollout import Actor, Episode, episode_seed, rollout
 from vismanip.evaluation.workers import worker_pool
 from vismanip.experts import expert_actor
 from vismanip.policies import ImagePolicyConfig
-from vismanip.sim2real import AugmentationConfig
+from vismanip.sim2real.augmentation import AugmentationConfig
 
 DAGGER_STREAM = 2  # episode seeds apart from collection (0) and evaluation (1)
 
@@ -420,14 +420,14 @@ class DaggerRun:
 
     def _evaluate(self, k: int, checkpoint: Path, labels_round: int | None) -> dict:
         blob, _ = load_checkpoint(checkpoint)
-        summary, _, _ = run_evaluation(
+        summary = run_evaluation(
             partial(policy_from_blob, blob),
             self.env_config,
             self.config.eval_episodes,
             self.config.workers,
             self.config.seed,
             show_progress=True,
-        )
+        ).summary
         with open_dataset(self.aggregated) as file:
             attrs = file["data"].attrs
             total = sum(int(attrs.get(f"labels_round_{i}", 0)) for i in range(k + 1))

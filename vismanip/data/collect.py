@@ -27,6 +27,7 @@ from vismanip.errors import VismanipError
 from vismanip.evaluation.rollout import episode_seed, rollout
 from vismanip.evaluation.workers import worker_pool
 from vismanip.experts import expert_actor, expert_name
+from vismanip.sim2real.randomization import RandomizationConfig
 
 # Give up when the expert fails this often: something is wrong with the task or expert.
 MAX_ATTEMPTS_PER_DEMO = 4
@@ -44,6 +45,9 @@ class CollectConfig:
     keep_failed: also keep unsuccessful episodes (their `success` attribute says so).
     expert_noise: std of Gaussian noise added to the expert's motion actions.
     valid_fraction: share of demos listed in mask/valid.
+    randomization: domain randomization of every episode's scene (off by default);
+        `randomization=configs/randomization/default.yaml` loads a preset. Each demo stores
+        the params it was recorded with (attribute `randomization`).
     """
 
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -54,6 +58,7 @@ class CollectConfig:
     keep_failed: bool = False
     expert_noise: float = 0.0
     valid_fraction: float = 0.1
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
 
 def collect(config: CollectConfig, show_progress: bool = True) -> Path:
@@ -96,6 +101,7 @@ def _check_config(config: CollectConfig) -> None:
         raise VismanipError(f"valid_fraction must be in [0, 1), not {config.valid_fraction}")
     if not config.env.cameras:
         raise VismanipError("at least one camera is needed (--camera agentview)")
+    config.randomization.check(allow_heldout=False)
 
 
 def _existing_output(out: Path, config: CollectConfig) -> tuple[int, int]:
@@ -115,7 +121,8 @@ def _existing_output(out: Path, config: CollectConfig) -> tuple[int, int]:
 def _settings(config: CollectConfig | dict) -> dict:
     """The parts of a config that change what an episode looks like."""
     values = asdict(config) if isinstance(config, CollectConfig) else config
-    return {key: values[key] for key in ("env", "seed", "keep_failed", "expert_noise")}
+    keys = ("env", "seed", "keep_failed", "expert_noise", "randomization")
+    return {key: values.get(key, asdict(RandomizationConfig())) for key in keys}
 
 
 def _compare_settings(stored: dict, config: CollectConfig, where: str) -> None:
@@ -205,7 +212,7 @@ class _Worker:
     def __init__(self, config: CollectConfig, parts: Path) -> None:
         self.config = config
         self.parts = parts
-        self.env = VisionEnv(config.env)
+        self.env = VisionEnv(config.env, config.randomization)
         self.model_xml = self.env.model_xml()
 
     def run(self, attempt: int) -> bool:

@@ -50,6 +50,8 @@ def write_demo(group: h5py.Group, episode: Episode, attempt: int, model_xml: str
     group.attrs["success"] = bool(episode.success)
     group.attrs["seed"] = int(episode.seed)
     group.attrs["attempt"] = int(attempt)
+    if episode.randomization:  # replay: env.reset(seed, randomization=events[0]["params"])
+        group.attrs["randomization"] = json.dumps(episode.randomization)
     group.create_dataset("actions", data=np.asarray(episode.actions, dtype=np.float64))
     group.create_dataset("rewards", data=np.asarray(episode.rewards, dtype=np.float64))
     group.create_dataset("dones", data=np.asarray(episode.dones, dtype=np.int64))

@@ -203,6 +203,7 @@ class CameraRenderer:
         if config.robot_meshes == "collision":
             _use_collision_meshes_for_robot(model)
         self.cameras = list(cameras)
+        self._model = model
         self._renderer = mujoco.Renderer(model, size, size)
         flags = self._renderer.scene.flags
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = config.shadows
@@ -219,6 +220,17 @@ class CameraRenderer:
             self._renderer.update_scene(data, camera, scene_option=self._option)
             images[f"{camera}_image"] = self._renderer.render()
         return images
+
+    def upload_texture(self, texture: int) -> None:
+        """Send a texture whose pixels changed in the model to this GL context.
+
+        mujoco.Renderer has no public call for this; its context objects are the ones
+        `mjr_uploadTexture` needs (domain randomization rewrites textures per episode).
+        """
+        import mujoco
+
+        self._renderer._gl_context.make_current()
+        mujoco.mjr_uploadTexture(self._model, self._renderer._mjr_context, texture)
 
     def close(self) -> None:
         self._renderer.close()

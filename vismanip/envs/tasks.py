@@ -18,6 +18,11 @@ import numpy as np
 
 from vismanip.envs.rendering import CameraRenderer, RenderConfig, check_not_noise, ensure_gl_backend
 from vismanip.errors import VismanipError
+from vismanip.sim2real.randomization import (
+    RANDOMIZATION_STREAM,
+    RandomizationConfig,
+    SceneRandomizer,
+)
 
 ACTION_DIM = 7  # OSC_POSE delta position (3) + delta axis-angle (3) + gripper (1)
 ROBOSUITE_ENV_TYPE = 1  # robomimic's EnvType.ROBOSUITE_TYPE
@@ -120,9 +125,13 @@ _DROPPED_KEYS = ("robot0_proprio-state",)
 
 
 class VisionEnv:
-    """A seeded robosuite env with robomimic observation keys and lean camera images."""
+    """A seeded robosuite env with robomimic observation keys and lean camera images.
 
-    def __init__(self, config: EnvConfig) -> None:
+    With a `randomization` config each episode's scene (looks, lights, cameras, dynamics) is
+    drawn from the episode seed; `randomization_events` lists what was applied and when.
+    """
+
+    def __init__(self, config: EnvConfig, randomization: RandomizationConfig | None = None) -> None:
         self.config = config
         self.spec = task_spec(config.task)
         if config.image_size < 8:
@@ -148,10 +157,26 @@ class VisionEnv:
         )
         self._frames_checked = False
         self.steps = 0
+        self.randomizer = None
+        self.randomization_events: list[dict[str, Any]] = []
+        if randomization is not None and randomization.enabled():
+            randomization.check(allow_heldout=True)
+            self.randomizer = SceneRandomizer(
+                self.env.sim.model._model,
+                self.renderer,
+                randomization,
+                config.cameras,
+                self.spec.object_key,
+            )
 
     # ------------------------------------------------------------------ episode
-    def reset(self, seed: int) -> dict[str, np.ndarray]:
-        """Start an episode whose initial scene depends only on `seed`."""
+    def reset(
+        self, seed: int, randomization: dict[str, Any] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Start an episode whose initial scene depends only on `seed`.
+
+        `randomization` replays stored params (a demo's) instead of drawing them.
+        """
         fresh = np.random.default_rng(seed)
         # robosuite's placement samplers share env.rng: reseed it in place.
         self.env.rng.bit_generator.state = fresh.bit_generator.state
@@ -159,7 +184,17 @@ class VisionEnv:
         # Perturbations draw from their own stream: they never change the initial scene.
         self._disturbance_rng = np.random.default_rng([seed, PERTURBATION_STREAM])
         self._push: tuple[int, np.ndarray] = (0, np.zeros(3))
+        self.randomization_events = []
+        if self.randomizer is not None:
+            self._randomization_rng = np.random.default_rng([seed, RANDOMIZATION_STREAM])
+            drawn = self.randomizer.sample(self._randomization_rng)  # advances the stream
+            self._randomize(randomization or drawn)
         return self._observe(self.env.reset())
+
+    def _randomize(self, params: dict[str, Any]) -> None:
+        assert self.randomizer is not None
+        self.randomizer.apply(params)
+        self.randomization_events.append({"step": self.steps, "params": params})
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, dict]:
         """Apply one 7-D action in [-1, 1]; `done` is success or the horizon."""
@@ -172,6 +207,9 @@ class VisionEnv:
             action = self._perturb(action, self.spec.perturbation)
         raw, reward, _, _ = self.env.step(np.clip(action, -1.0, 1.0))
         self.steps += 1
+        every = self.randomizer.config.every_steps if self.randomizer else 0
+        if every and self.steps % every == 0:
+            self._randomize(self.randomizer.sample(self._randomization_rng, looks_only=True))
         success = self.is_success()
         done = success or self.steps >= self.horizon
         return self._observe(raw), float(reward), done, {"success": success}

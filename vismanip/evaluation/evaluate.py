@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from vismanip.evaluation.metrics import EpisodeResult, summarize
 from vismanip.evaluation.rollout import EVAL_STREAM, episode_seed, rollout
 from vismanip.evaluation.workers import worker_pool
 from vismanip.policies import ImagePolicy
+from vismanip.sim2real.randomization import RandomizationConfig
 
 PolicyBlob = tuple[dict, dict]  # (ImagePolicy.describe(), state_dict): picklable
 # Builds the policy inside each worker; must pickle (a functools.partial of a module
@@ -67,9 +68,13 @@ def load_checkpoint(path: str | Path) -> tuple[PolicyBlob, dict]:
 _worker: tuple[Any, VisionEnv] | None = None
 
 
-def _init_worker(load_policy: PolicyLoader, env_config: EnvConfig) -> None:
+def _init_worker(
+    load_policy: PolicyLoader,
+    env_config: EnvConfig,
+    randomization: RandomizationConfig | None = None,
+) -> None:
     global _worker
-    _worker = (load_policy(), VisionEnv(env_config))
+    _worker = (load_policy(), VisionEnv(env_config, randomization))
 
 
 def _close_worker() -> None:
@@ -81,7 +86,7 @@ def _close_worker() -> None:
 
 def _run_episode(
     index: int, seed: int, record: bool
-) -> tuple[int, EpisodeResult, np.ndarray | None]:
+) -> tuple[int, EpisodeResult, np.ndarray | None, np.ndarray]:
     assert _worker is not None
     policy, env = _worker
     policy.reset()
@@ -97,7 +102,18 @@ def _run_episode(
     if record:  # cameras side by side, one row per step
         stacked = episode.stacked_obs()
         frames = np.concatenate([stacked[key] for key in policy.image_keys], axis=2)
-    return index, result, frames
+    first_frame = np.concatenate([episode.first_obs[key] for key in policy.image_keys], axis=1)
+    return index, result, frames, first_frame
+
+
+@dataclass
+class Evaluation:
+    """What `run_evaluation` measured: summary, every episode, videos, first frames."""
+
+    summary: dict
+    episodes: list[EpisodeResult]
+    videos: list[np.ndarray]  # the first `videos` episodes, (T, H, W * cameras, 3)
+    first_frames: list[np.ndarray]  # every episode's first frame, cameras side by side
 
 
 def run_evaluation(
@@ -108,16 +124,23 @@ def run_evaluation(
     seed: int = 0,
     videos: int = 0,
     show_progress: bool = False,
-) -> tuple[dict, list[EpisodeResult], list[np.ndarray]]:
-    """Roll the policy out on `episodes` seeded episodes; (summary, per-episode, videos)."""
+    randomization: RandomizationConfig | None = None,
+    desc: str = "eval",
+) -> Evaluation:
+    """Roll the policy out on `episodes` seeded episodes.
+
+    `randomization` changes each episode's scene (the visual-shift splits); the same seed
+    gives the same initial state with or without it, so splits differ only in looks.
+    """
     if episodes < 1:
         raise VismanipError(f"episodes must be at least 1, not {episodes}")
     results: list[EpisodeResult | None] = [None] * episodes
     clips: dict[int, np.ndarray] = {}
+    first_frames: list[np.ndarray | None] = [None] * episodes
     with worker_pool(
         min(workers, episodes),
         _init_worker,
-        (load_policy, env_config),
+        (load_policy, env_config, randomization),
         _close_worker,
         env_config.render.backend,
     ) as pool:
@@ -126,36 +149,33 @@ def run_evaluation(
             for i in range(episodes)
         ]
         for future in tqdm(
-            as_completed(futures), total=episodes, desc="eval", unit="ep", disable=not show_progress
+            as_completed(futures), total=episodes, desc=desc, unit="ep", disable=not show_progress
         ):
-            index, result, frames = future.result()
+            index, result, frames, first_frames[index] = future.result()
             results[index] = result
             if frames is not None:
                 clips[index] = frames
     done = [r for r in results if r is not None]
     horizon = env_config.horizon or task_spec(env_config.task).horizon
-    return summarize(done, horizon), done, [clips[i] for i in sorted(clips)]
+    return Evaluation(
+        summarize(done, horizon),
+        done,
+        [clips[i] for i in sorted(clips)],
+        [frame for frame in first_frames if frame is not None],
+    )
 
 
-def write_report(
-    out_dir: Path,
-    title: str,
-    summary: dict,
-    results: list[EpisodeResult],
-    clips: list[np.ndarray],
-    control_freq: int,
-) -> None:
+def write_report(out_dir: Path, title: str, evaluation: Evaluation, control_freq: int) -> None:
     """eval.json (summary + every episode), eval.md (table) and videos/episode_NNN.gif."""
     import imageio.v3 as iio
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    episodes = [asdict(r) for r in evaluation.episodes]
     (out_dir / "eval.json").write_text(
-        json.dumps(
-            {"title": title, "summary": summary, "episodes": [asdict(r) for r in results]}, indent=2
-        )
+        json.dumps({"title": title, "summary": evaluation.summary, "episodes": episodes}, indent=2)
     )
-    (out_dir / "eval.md").write_text(markdown_table({title: summary}))
-    for index, frames in enumerate(clips):
+    (out_dir / "eval.md").write_text(markdown_table({title: evaluation.summary}))
+    for index, frames in enumerate(evaluation.videos):
         (out_dir / "videos").mkdir(exist_ok=True)
         iio.imwrite(
             out_dir / "videos" / f"episode_{index:03d}.gif",
@@ -178,3 +198,70 @@ def markdown_table(rows: dict[str, dict]) -> str:
             f"| {htf} | {s['episode_length']:.0f} | {s['return']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def write_shift_report(
+    out_dir: Path, title: str, evaluations: dict[str, Evaluation], control_freq: int
+) -> None:
+    """One folder per split (eval.json/md, videos), plus over all splits: shift.md (table),
+    shift.json, shift.png (success with 95% CI per split) and contact_sheet.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, evaluation in evaluations.items():
+        write_report(out_dir / name, f"{title}, shift {name}", evaluation, control_freq)
+    summaries = {name: evaluation.summary for name, evaluation in evaluations.items()}
+    (out_dir / "shift.json").write_text(json.dumps({"title": title, "splits": summaries}, indent=2))
+    (out_dir / "shift.md").write_text(f"# {title}\n\n" + markdown_table(summaries))
+    plot_success_bars(out_dir / "shift.png", title, summaries)
+    write_contact_sheet(
+        out_dir / "contact_sheet.png",
+        {name: evaluation.first_frames for name, evaluation in evaluations.items()},
+    )
+
+
+def plot_success_bars(path: Path, title: str, summaries: dict[str, dict]) -> None:
+    """Success rate per split with its 95% Wilson interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summaries)
+    rates = np.array([summaries[name]["success_rate"] for name in names]) * 100
+    intervals = np.array([summaries[name]["success_ci95"] for name in names]).T * 100
+    figure, axes = plt.subplots(figsize=(1.4 * len(names) + 2, 3.2))
+    axes.bar(names, rates, yerr=[rates - intervals[0], intervals[1] - rates], capsize=4)
+    axes.set_ylim(0, 105)
+    axes.set_ylabel("success (%)")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_contact_sheet(path: Path, frames: dict[str, list[np.ndarray]], columns: int = 6) -> None:
+    """A grid of first frames, one labelled row per split, so a person sees what was tested."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(frames)
+    height, width = next(iter(frames.values()))[0].shape[:2]
+    scale = 1.6 / height
+    figure, axes = plt.subplots(
+        len(rows),
+        columns,
+        figsize=(columns * width * scale, len(rows) * height * scale + 0.3),
+        squeeze=False,
+    )
+    for row, name in enumerate(rows):
+        for column in range(columns):
+            axis = axes[row][column]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column < len(frames[name]):
+                axis.imshow(frames[name][column])
+        axes[row][0].set_ylabel(name, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -37,6 +37,8 @@ class Episode:
     states: list[np.ndarray] = field(default_factory=list)
     success: bool = False
     failed_at: int | None = None  # first step after which success became impossible
+    first_obs: dict[str, np.ndarray] = field(default_factory=dict)  # kept even unrecorded
+    randomization: list[dict] = field(default_factory=list)  # env.randomization_events
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -56,6 +58,7 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
     """
     episode = Episode(seed=seed)
     obs = env.reset(seed)
+    episode.first_obs = obs
     if record:
         episode._record_obs(obs)
     done = False
@@ -72,4 +75,5 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
         if record:
             episode.states.append(state)
             episode._record_obs(obs)
+    episode.randomization = list(env.randomization_events)
     return episode

@@ -1,10 +1,6 @@
-"""Sim-to-real: image augmentation (and, next, domain randomization of the simulator)."""
+"""Sim-to-real: domain randomization of the simulated scene (`randomization`) and image
+augmentation for training (`augmentation`).
 
-from vismanip.sim2real.augmentation import (
-    AugmentationConfig,
-    KorniaAugment,
-    albumentations_pipeline,
-    kornia_pipeline,
-)
-
-__all__ = ["AugmentationConfig", "KorniaAugment", "albumentations_pipeline", "kornia_pipeline"]
+The submodules are imported directly: environments need `randomization` without paying
+for kornia/albumentations (`augmentation`) in every simulator worker.
+"""
