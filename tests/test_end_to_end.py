@@ -71,6 +71,21 @@ def test_collect_train_eval_export(tmp_path):
     assert set(splits) == {"none", "all"}
     assert (shifted / "all" / "eval.json").exists()
 
+    run_cli("eval", str(run / "best.ckpt"), "--episodes", "1", "--suite", "generalization")
+    suite = run / "eval_lift_generalization"
+    table = (suite / "generalization.md").read_text()
+    for split in (
+        "seen",
+        "novel",
+        "clutter_2",
+        "clutter_4",
+        "unseen-textures",
+        "lighting",
+        "camera",
+    ):
+        assert f"| {split} | 1 |" in table, split
+    assert (suite / "contact_sheet.png").exists() and (suite / "generalization.png").exists()
+
     # Export, then evaluate the artifact itself on the same seeded episodes.
     artifact = tmp_path / "lift_policy.pt"
     run_cli("export", str(run / "best.ckpt"), "--format", "torchscript", "--out", str(artifact))

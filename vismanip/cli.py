@@ -39,8 +39,25 @@ def cli() -> None:
 @click.option("--seed", type=int, help="Base seed (attempt k uses the seed derived from seed, k).")
 @click.option("--out", help="Output HDF5 path.")
 @click.option("--keep-failed", is_flag=True, default=None, help="Keep unsuccessful episodes too.")
+@click.option("--object", "object_name", help="Lift with this object (e.g. bottle, ball).")
+@click.option("--object-set", help="Lift with an object per episode from this set (train, novel).")
+@click.option("--clutter", type=int, help="Distractor objects around the target (Lift).")
 @OVERRIDES
-def collect(config_path, task, episodes, workers, camera, size, seed, out, keep_failed, overrides):
+def collect(
+    config_path,
+    task,
+    episodes,
+    workers,
+    camera,
+    size,
+    seed,
+    out,
+    keep_failed,
+    object_name,
+    object_set,
+    clutter,
+    overrides,
+):
     """Collect scripted-expert camera demos into a robomimic HDF5 (resumable)."""
     from vismanip.config import load_config
     from vismanip.data.collect import CollectConfig
@@ -48,6 +65,15 @@ def collect(config_path, task, episodes, workers, camera, size, seed, out, keep_
     from vismanip.data.validate import dataset_info
 
     cameras = [name.strip() for name in camera.split(",") if name.strip()] if camera else None
+    objects = None
+    if object_name and object_set:
+        raise VismanipError("pass --object or --object-set, not both")
+    if object_name:
+        objects = [object_name]
+    elif object_set:
+        from vismanip.envs.objects import object_set as named_object_set
+
+        objects = named_object_set(object_set)
     config = load_config(
         CollectConfig,
         config_path,
@@ -61,6 +87,8 @@ def collect(config_path, task, episodes, workers, camera, size, seed, out, keep_
             "seed": seed,
             "out": out,
             "keep_failed": keep_failed,
+            "env.objects": objects,
+            "env.clutter": clutter,
         },
     )
     path = run_collect(config)
@@ -135,8 +163,13 @@ def dagger(config_path, resume_dir, overrides):
     help="Visual-shift splits, comma-separated: none (the nominal scene), unseen-textures, "
     "lighting, camera, all. Writes a table, bar plot and contact sheet over the splits.",
 )
+@click.option(
+    "--suite",
+    help="A named set of splits: generalization (seen and novel objects, clutter 2 and 4, "
+    "and the visual-shift splits), with one report over them.",
+)
 @click.option("--out", type=click.Path(), help="Report folder (default: next to the checkpoint).")
-def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, out):
+def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, suite, out):
     """Roll a trained policy out in the simulator: success rate, metrics, videos, report.
 
     CHECKPOINT is a training checkpoint (.ckpt) or an exported artifact (.pt, .pt2, .onnx).
@@ -174,31 +207,44 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, out):
         image_size=description["image_size"],
     )
     title = f"{Path(checkpoint).name} on {env_config.task}"
-    if shift:
-        from vismanip.evaluation.evaluate import write_shift_report
-        from vismanip.sim2real.randomization import shift_config
+    if shift or suite:
+        from vismanip.evaluation.evaluate import write_split_report
+        from vismanip.evaluation.suites import shift_splits, suite_splits
 
-        splits = [name.strip() for name in shift.split(",") if name.strip()]
-        configs = {name: shift_config(name) for name in splits}  # unknown names fail first
-        folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}_shift"
+        if shift and suite:
+            raise VismanipError("pass --shift or --suite, not both")
+        if suite:
+            splits, report = suite_splits(suite, env_config), suite
+        else:
+            names = [name.strip() for name in shift.split(",") if name.strip()]
+            splits, report = shift_splits(env_config, names), "shift"
+        folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}_{report}"
         evaluations = {
             name: run_evaluation(
                 load_policy,
-                env_config,
+                split_env,
                 episodes,
                 workers,
                 seed,
                 videos,
                 show_progress=True,
-                randomization=config,
+                randomization=randomization,
                 desc=name,
             )
-            for name, config in configs.items()
+            for name, (split_env, randomization) in splits.items()
         }
-        write_shift_report(folder, title, evaluations, env_config.control_freq)
+        notes = "".join(
+            f"- {name}: objects {split_env.objects or ['(the task default)']}, "
+            f"clutter {split_env.clutter}, randomization "
+            f"{'none' if randomization is None else 'yes'}\n"
+            for name, (split_env, randomization) in splits.items()
+        )
+        write_split_report(
+            folder, title, evaluations, env_config.control_freq, report, notes + "\n"
+        )
         for name, evaluation in evaluations.items():
             click.echo(f"{name}: {_success_line(evaluation.summary)}")
-        click.echo(f"report in {folder}/shift.md")
+        click.echo(f"report in {folder}/{report}.md")
         return
     evaluation = run_evaluation(
         load_policy, env_config, episodes, workers, seed, videos, show_progress=True

@@ -102,6 +102,7 @@ def _check_config(config: CollectConfig) -> None:
     if not config.env.cameras:
         raise VismanipError("at least one camera is needed (--camera agentview)")
     config.randomization.check(allow_heldout=False)
+    config.env.check()
 
 
 def _existing_output(out: Path, config: CollectConfig) -> tuple[int, int]:

@@ -104,6 +104,9 @@ class EnvConfig:
     control_freq: policy steps per second (robosuite's control_freq).
     horizon: steps before an episode times out; 0 means the task's default.
     render: how images are drawn (see RenderConfig).
+    objects: Lift family only: each episode's object is drawn from these names
+        (vismanip.envs.objects.OBJECTS; sets in configs/objects/); [] keeps the task's own.
+    clutter: Lift family only: this many distractor objects around the target.
     """
 
     task: str = "lift"
@@ -112,6 +115,24 @@ class EnvConfig:
     control_freq: int = 20
     horizon: int = 0
     render: RenderConfig = field(default_factory=RenderConfig)
+    objects: list[str] = field(default_factory=list)
+    clutter: int = 0
+
+    def object_scene(self) -> bool:
+        """True when the scene uses an object set or clutter (robosuite env ObjectSetLift)."""
+        return bool(self.objects or self.clutter)
+
+    def check(self) -> None:
+        """One clear error for an unknown task, object or impossible clutter."""
+        spec = task_spec(self.task)
+        if self.object_scene():
+            if spec.env_name != "Lift":
+                raise VismanipError(
+                    f"object sets and clutter are available for the lift tasks, not {self.task!r}"
+                )
+            from vismanip.envs.objects import check_scene
+
+            check_scene(self.objects, self.clutter)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EnvConfig:
@@ -140,7 +161,7 @@ class VisionEnv:
         self.horizon = config.horizon or self.spec.horizon
         self.robosuite_kwargs = robosuite_kwargs(config)
         self.env = robosuite.make(
-            self.spec.env_name,
+            robosuite_env_name(config),
             has_renderer=False,
             has_offscreen_renderer=False,
             use_camera_obs=False,
@@ -166,7 +187,7 @@ class VisionEnv:
                 self.renderer,
                 randomization,
                 config.cameras,
-                self.spec.object_key,
+                "target_" if config.object_scene() else self.spec.object_key,
             )
 
     # ------------------------------------------------------------------ episode
@@ -303,11 +324,25 @@ def make_env(config: EnvConfig) -> VisionEnv:
 OSC_OUTPUT_MAX = (0.05, 0.05, 0.05, 0.5, 0.5, 0.5)
 
 
+def robosuite_env_name(config: EnvConfig) -> str:
+    """The robosuite env class: the task's own, or ObjectSetLift for object sets/clutter."""
+    config.check()
+    if not config.object_scene():
+        return task_spec(config.task).env_name
+    from vismanip.envs.objects import register_object_lift
+
+    import_robosuite(config.render.backend)
+    return register_object_lift().__name__
+
+
 def robosuite_kwargs(config: EnvConfig) -> dict[str, Any]:
     """The robosuite.make arguments that define the task (not how we render it)."""
     import_robosuite(config.render.backend)
     from robosuite.controllers import load_composite_controller_config
 
+    scene = {}
+    if config.object_scene():
+        scene = {"objects": list(config.objects) or ["cube"], "clutter": config.clutter}
     return dict(
         robots="Panda",
         controller_configs=load_composite_controller_config(controller="BASIC", robot="Panda"),
@@ -315,6 +350,7 @@ def robosuite_kwargs(config: EnvConfig) -> dict[str, Any]:
         reward_shaping=False,
         use_object_obs=True,
         **task_spec(config.task).env_kwargs,
+        **scene,
     )
 
 
@@ -334,7 +370,7 @@ def env_args(config: EnvConfig) -> dict[str, Any]:
         horizon=config.horizon or task_spec(config.task).horizon,
     )
     return {
-        "env_name": task_spec(config.task).env_name,
+        "env_name": robosuite_env_name(config),
         "env_type": ROBOSUITE_ENV_TYPE,
         "env_kwargs": env_kwargs,
         "vismanip": {"env_config": asdict(config)},

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from vismanip.envs.tasks import EnvConfig, VisionEnv, task_spec
 from vismanip.errors import VismanipError
-from vismanip.evaluation.metrics import EpisodeResult, summarize
+from vismanip.evaluation.metrics import EpisodeResult, state_coverage, summarize, visited_cells
 from vismanip.evaluation.rollout import EVAL_STREAM, episode_seed, rollout
 from vismanip.evaluation.workers import worker_pool
 from vismanip.policies import ImagePolicy
@@ -86,7 +86,7 @@ def _close_worker() -> None:
 
 def _run_episode(
     index: int, seed: int, record: bool
-) -> tuple[int, EpisodeResult, np.ndarray | None, np.ndarray]:
+) -> tuple[int, EpisodeResult, np.ndarray | None, np.ndarray, np.ndarray]:
     assert _worker is not None
     policy, env = _worker
     policy.reset()
@@ -103,7 +103,7 @@ def _run_episode(
         stacked = episode.stacked_obs()
         frames = np.concatenate([stacked[key] for key in policy.image_keys], axis=2)
     first_frame = np.concatenate([episode.first_obs[key] for key in policy.image_keys], axis=1)
-    return index, result, frames, first_frame
+    return index, result, frames, first_frame, visited_cells(np.stack(episode.eef_positions))
 
 
 @dataclass
@@ -137,6 +137,7 @@ def run_evaluation(
     results: list[EpisodeResult | None] = [None] * episodes
     clips: dict[int, np.ndarray] = {}
     first_frames: list[np.ndarray | None] = [None] * episodes
+    cells: list[np.ndarray] = []
     with worker_pool(
         min(workers, episodes),
         _init_worker,
@@ -151,14 +152,17 @@ def run_evaluation(
         for future in tqdm(
             as_completed(futures), total=episodes, desc=desc, unit="ep", disable=not show_progress
         ):
-            index, result, frames, first_frames[index] = future.result()
+            index, result, frames, first_frames[index], visited = future.result()
             results[index] = result
+            cells.append(visited)
             if frames is not None:
                 clips[index] = frames
     done = [r for r in results if r is not None]
     horizon = env_config.horizon or task_spec(env_config.task).horizon
+    summary = summarize(done, horizon)
+    summary["state_coverage"] = state_coverage(cells)
     return Evaluation(
-        summarize(done, horizon),
+        summary,
         done,
         [clips[i] for i in sorted(clips)],
         [frame for frame in first_frames if frame is not None],
@@ -187,31 +191,40 @@ def write_report(out_dir: Path, title: str, evaluation: Evaluation, control_freq
 
 def markdown_table(rows: dict[str, dict]) -> str:
     lines = [
-        "| run | episodes | success | 95% CI | horizon-to-failure | episode length | return |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| run | episodes | success | 95% CI | horizon-to-failure | episode length | return "
+        "| state coverage |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in rows.items():
         low, high = s["success_ci95"]
         htf = "—" if s["horizon_to_failure"] is None else f"{s['horizon_to_failure']:.0f}"
         lines.append(
             f"| {name} | {s['episodes']} | {100 * s['success_rate']:.0f}% | {100 * low:.0f}–{100 * high:.0f}% "
-            f"| {htf} | {s['episode_length']:.0f} | {s['return']:.2f} |"
+            f"| {htf} | {s['episode_length']:.0f} | {s['return']:.2f} | {s.get('state_coverage', '—')} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def write_shift_report(
-    out_dir: Path, title: str, evaluations: dict[str, Evaluation], control_freq: int
+def write_split_report(
+    out_dir: Path,
+    title: str,
+    evaluations: dict[str, Evaluation],
+    control_freq: int,
+    report: str,
+    notes: str = "",
 ) -> None:
-    """One folder per split (eval.json/md, videos), plus over all splits: shift.md (table),
-    shift.json, shift.png (success with 95% CI per split) and contact_sheet.png."""
+    """One folder per split (eval.json/md, videos), plus over all splits: <report>.md
+    (table), <report>.json, <report>.png (success with 95% CI per split) and
+    contact_sheet.png (first frames per split)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, evaluation in evaluations.items():
-        write_report(out_dir / name, f"{title}, shift {name}", evaluation, control_freq)
+        write_report(out_dir / name, f"{title}, {name}", evaluation, control_freq)
     summaries = {name: evaluation.summary for name, evaluation in evaluations.items()}
-    (out_dir / "shift.json").write_text(json.dumps({"title": title, "splits": summaries}, indent=2))
-    (out_dir / "shift.md").write_text(f"# {title}\n\n" + markdown_table(summaries))
-    plot_success_bars(out_dir / "shift.png", title, summaries)
+    (out_dir / f"{report}.json").write_text(
+        json.dumps({"title": title, "splits": summaries}, indent=2)
+    )
+    (out_dir / f"{report}.md").write_text(f"# {title}\n\n{notes}" + markdown_table(summaries))
+    plot_success_bars(out_dir / f"{report}.png", title, summaries)
     write_contact_sheet(
         out_dir / "contact_sheet.png",
         {name: evaluation.first_frames for name, evaluation in evaluations.items()},

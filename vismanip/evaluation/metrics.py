@@ -1,4 +1,5 @@
-"""Per-run metrics from rollouts: success with a confidence interval, horizon-to-failure."""
+"""Per-run metrics from rollouts: success with a confidence interval, horizon-to-failure,
+state coverage and state-visitation divergence."""
 
 from __future__ import annotations
 
@@ -48,6 +49,25 @@ def summarize(results: list[EpisodeResult], horizon: int) -> dict:
         "episode_length": float(np.mean([r.length for r in results])) if results else 0.0,
         "return": float(np.mean([r.episode_return for r in results])) if results else 0.0,
     }
+
+
+STATE_CELL_M = 0.02  # side of the cubes that state coverage counts
+
+
+def visited_cells(positions: np.ndarray, cell: float = STATE_CELL_M) -> np.ndarray:
+    """The distinct `cell`-sized cubes a trajectory of 3-D positions passed through."""
+    return np.unique(np.floor(np.asarray(positions) / cell).astype(np.int64), axis=0)
+
+
+def state_coverage(cells: list[np.ndarray]) -> int:
+    """How many distinct cells a set of rollouts visited together: their diversity.
+
+    A policy that repeats one motion covers few cells; one that wanders or adapts to each
+    scene covers more. Compare it between splits of the same policy.
+    """
+    if not cells:
+        return 0
+    return int(len(np.unique(np.concatenate(cells), axis=0)))
 
 
 def gaussian_kl(samples_p: np.ndarray, samples_q: np.ndarray, ridge: float = 1e-6) -> float:

@@ -39,6 +39,7 @@ class Episode:
     failed_at: int | None = None  # first step after which success became impossible
     first_obs: dict[str, np.ndarray] = field(default_factory=dict)  # kept even unrecorded
     randomization: list[dict] = field(default_factory=list)  # env.randomization_events
+    eef_positions: list[np.ndarray] = field(default_factory=list)  # kept even unrecorded
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -59,6 +60,7 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
     episode = Episode(seed=seed)
     obs = env.reset(seed)
     episode.first_obs = obs
+    episode.eef_positions.append(obs["robot0_eef_pos"])
     if record:
         episode._record_obs(obs)
     done = False
@@ -66,6 +68,7 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
         state = env.sim_state() if record else None
         action = np.asarray(actor(obs), dtype=np.float64)
         obs, reward, done, info = env.step(action)
+        episode.eef_positions.append(obs["robot0_eef_pos"])
         episode.success = info["success"]
         if episode.failed_at is None and env.is_unrecoverable(obs):
             episode.failed_at = len(episode.actions) + 1

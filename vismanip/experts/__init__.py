@@ -17,10 +17,25 @@ if TYPE_CHECKING:
 
 
 PLACE_INSET_M = 0.05  # keep the placed object this far inside its target area
+LIFT_CLEARANCE_M = 0.10  # object-set Lift: raise the grasp point this far above its rest
 
 
 def _lift_expert(env: VisionEnv) -> Expert:
-    return LiftExpert(table_height=float(env.env.table_offset[2]))
+    table_height = float(env.env.table_offset[2])
+    if not env.config.object_scene():
+        return LiftExpert(table_height)
+    from vismanip.envs.objects import OBJECTS
+
+    scene = env.env  # ObjectSetLift: this episode's target and its measured geometry
+    spec = OBJECTS[scene.target_name]
+    grasp = scene.grasp_offset()
+    return LiftExpert(
+        table_height,
+        grasp_offset_z=grasp,
+        lift_to_z=scene.rest_height() + grasp + LIFT_CLEARANCE_M,
+        yaw_symmetry=spec.grasp_symmetry,
+        yaw_offset=spec.grasp_yaw,
+    )
 
 
 def _pick_place_expert(env: VisionEnv) -> Expert:

@@ -63,11 +63,15 @@ def move_toward(
     return np.concatenate([position, rotation, [gripper]])
 
 
+def gripper_yaw(eef_quat: np.ndarray) -> float:
+    """The yaw of a downward-pointing gripper."""
+    return yaw_of(Rotation.from_quat(eef_quat) * DOWN.inv())
+
+
 def aligned_yaw(eef_quat: np.ndarray, object_quat: np.ndarray, symmetry: float) -> float:
     """The yaw nearest the gripper's that lines its fingers up with the object's faces."""
-    gripper_yaw = yaw_of(Rotation.from_quat(eef_quat) * DOWN.inv())
-    object_yaw = yaw_of(Rotation.from_quat(object_quat))
-    return gripper_yaw + wrap(object_yaw - gripper_yaw, symmetry)
+    current = gripper_yaw(eef_quat)
+    return current + wrap(yaw_of(Rotation.from_quat(object_quat)) - current, symmetry)
 
 
 class NoisyExpert:
