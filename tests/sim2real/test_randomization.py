@@ -188,3 +188,24 @@ def test_collected_demo_stores_its_scene_and_replays_it(tmp_path):
             assert looks[0] != looks[1]
     finally:
         env.close()
+
+
+@pytest.mark.sim
+def test_every_steps_redraws_looks_but_keeps_cameras():
+    config = RandomizationConfig(surfaces=["table"], camera_move_m=[0.01, 0.02], every_steps=3)
+    env = VisionEnv(EnvConfig(cameras=["agentview"], image_size=32), config)
+    try:
+        env.reset(0)
+        camera = env.env.sim.model._model.cam_pos[
+            env.env.sim.model._model.camera("agentview").id
+        ].copy()
+        for _ in range(6):
+            env.step(np.zeros(7))
+        assert [event["step"] for event in env.randomization_events] == [0, 3, 6]
+        looks = [event["params"]["surfaces"]["table"] for event in env.randomization_events]
+        assert looks[0] != looks[1] != looks[2]
+        assert "cameras" not in env.randomization_events[1]["params"]
+        model = env.env.sim.model._model
+        assert np.array_equal(model.cam_pos[model.camera("agentview").id], camera)
+    finally:
+        env.close()
