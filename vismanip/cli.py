@@ -31,7 +31,7 @@ def cli() -> None:
 @click.option(
     "--config", "config_path", type=click.Path(), help="YAML config (configs/collect/*.yaml)."
 )
-@click.option("--task", help="Task name: lift, pick_place_can.")
+@click.option("--task", help="Task name: lift, pick_place_can, pick_place (any --object).")
 @click.option("--episodes", type=int, help="Demos wanted in the output.")
 @click.option("--workers", type=int, help="Simulator processes.")
 @click.option("--camera", help="Comma-separated cameras, e.g. agentview,robot0_eye_in_hand.")
@@ -39,9 +39,9 @@ def cli() -> None:
 @click.option("--seed", type=int, help="Base seed (attempt k uses the seed derived from seed, k).")
 @click.option("--out", help="Output HDF5 path.")
 @click.option("--keep-failed", is_flag=True, default=None, help="Keep unsuccessful episodes too.")
-@click.option("--object", "object_name", help="Lift with this object (e.g. bottle, ball).")
-@click.option("--object-set", help="Lift with an object per episode from this set (train, novel).")
-@click.option("--clutter", type=int, help="Distractor objects around the target (Lift).")
+@click.option("--object", "object_name", help="The object to handle (e.g. bottle, ball).")
+@click.option("--object-set", help="An object per episode from this set (train, novel, all).")
+@click.option("--clutter", type=int, help="Distractor objects around the target (0-6).")
 @OVERRIDES
 def collect(
     config_path,

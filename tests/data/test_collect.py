@@ -119,8 +119,8 @@ def test_bad_collect_inputs_fail_in_one_line(tmp_path):
     for args, message in [
         (
             ["--task", "stack"],
-            "error: unknown task 'stack'; valid tasks: lift, lift_perturbed, pick_place_can, "
-            "pick_place_can_perturbed",
+            "error: unknown task 'stack'; valid tasks: lift, lift_perturbed, pick_place, "
+            "pick_place_can, pick_place_can_perturbed",
         ),
         (["--camera", "nope"], "error: unknown camera 'nope'; this task has:"),
         (["env.colour=red"], "error: bad config:"),

@@ -42,7 +42,7 @@ def test_unknown_names_fail_with_the_valid_ones(tmp_path):
     )
     result = run_cli("collect", "--object-set", "kitchen", "--out", out, returncode=1)
     assert result.stderr.strip() == "error: unknown object set 'kitchen'; valid: train, novel, all"
-    with pytest.raises(VismanipError, match="available for the lift tasks"):
+    with pytest.raises(VismanipError, match="available for lift, lift_perturbed, pick_place, not"):
         EnvConfig(task="pick_place_can", clutter=2).check()
     with pytest.raises(VismanipError, match="clutter must be between 0 and 6"):
         EnvConfig(clutter=7).check()
@@ -109,24 +109,26 @@ def _objects_sampled_today(count: int) -> list[str]:
     return [names[(day * count + i) % len(names)] for i in range(count)]
 
 
-def _expert_lifts(name: str, clutter: int, seed: int) -> bool:
+def _expert_succeeds(task: str, name: str, clutter: int, seed: int) -> bool:
     env = VisionEnv(
-        EnvConfig(cameras=["agentview"], image_size=32, objects=[name], clutter=clutter)
+        EnvConfig(task=task, cameras=["agentview"], image_size=32, objects=[name], clutter=clutter)
     )
     try:
-        return rollout(env, expert_actor("lift", env), seed, record=False).success
+        return rollout(env, expert_actor(task, env), seed, record=False).success
     finally:
         env.close()
 
 
 @pytest.mark.sim
+@pytest.mark.parametrize("task", ["lift", "pick_place"])
 @pytest.mark.parametrize("name", _objects_sampled_today(2))
-def test_expert_lifts_a_sample_of_objects_in_clutter(name):
-    assert _expert_lifts(name, clutter=4, seed=3)
+def test_expert_handles_a_sample_of_objects_in_clutter(task, name):
+    assert _expert_succeeds(task, name, clutter=4, seed=3)
 
 
 @pytest.mark.sim
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["lift", "pick_place"])
 @pytest.mark.parametrize("name", list(OBJECTS))
-def test_expert_lifts_every_object(name):
-    assert sum(_expert_lifts(name, clutter=2, seed=seed) for seed in range(3)) == 3
+def test_expert_handles_every_object(task, name):
+    assert sum(_expert_succeeds(task, name, clutter=2, seed=seed) for seed in range(3)) == 3

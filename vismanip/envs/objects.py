@@ -1,4 +1,4 @@
-"""Object sets and clutter for the Lift task family: which object to lift, among what.
+"""Object sets and clutter for the table-top tasks (lift, pick_place): which object, among what.
 
 Every target object and every distractor of a scene is built into the MuJoCo model once;
 each reset picks this episode's target (and `clutter` distractors) from the env's seeded
@@ -29,6 +29,9 @@ TARGET_RANGE_M = 0.03  # the target's centre, around the table centre (as robosu
 CLUTTER_RANGE_M = 0.16  # distractors, around the table centre
 CLEARANCE_M = 0.035  # free space between a distractor and the target (room for a finger)
 PARKED_Z_M = -1.0  # unused objects wait here, under the floor, without contacts
+PLACE_TARGET_XY = np.array([0.0, 0.15])  # pick_place: centre of the green square (table frame)
+PLACE_HALF_M = 0.05  # its half-width; the object's centre must end inside it
+PLACE_RGBA = (0.2, 0.75, 0.3, 1.0)
 
 
 @dataclass(frozen=True)
@@ -172,12 +175,14 @@ def grasp_offset_z(bottom: float, top: float) -> float:
 
 
 @lru_cache(maxsize=1)
-def register_object_lift() -> type:
-    """Define (once) robosuite's `ObjectSetLift` env; robosuite registers it by class name."""
+def register_object_envs() -> None:
+    """Define (once) the robosuite envs `ObjectSetLift` and `ObjectSetPickPlace`; robosuite
+    registers env classes by name when they are defined, so `robosuite.make` finds them."""
     from robosuite.environments.manipulation.lift import Lift
     from robosuite.environments.manipulation.manipulation_env import ManipulationEnv
     from robosuite.models.arenas import TableArena
     from robosuite.models.tasks import ManipulationTask
+    from robosuite.utils.mjcf_utils import new_geom
 
     class ObjectSetLift(Lift):
         """Lift, with the object drawn per episode from `objects`, among `clutter` distractors.
@@ -203,6 +208,7 @@ def register_object_lift() -> type:
                 table_offset=self.table_offset,
             )
             arena.set_origin([0, 0, 0])
+            self._decorate_arena(arena)
             self.targets = {n: _build_object(OBJECTS[n], f"target_{n}") for n in self.object_names}
             self.distractors = {
                 n: _build_object(spec, f"distractor_{n}") for n, spec in DISTRACTORS.items()
@@ -213,6 +219,13 @@ def register_object_lift() -> type:
                 mujoco_robots=[robot.robot_model for robot in self.robots],
                 mujoco_objects=[*self.targets.values(), *self.distractors.values()],
             )
+
+        def _decorate_arena(self, arena: TableArena) -> None:
+            """Add task-specific marks to the table (pick_place: the target square)."""
+
+        def _keep_free(self) -> list[tuple[np.ndarray, float]]:
+            """Table areas (xy from the centre, radius) that distractors must leave free."""
+            return []
 
         def _setup_references(self) -> None:
             super()._setup_references()
@@ -241,7 +254,9 @@ def register_object_lift() -> type:
             self.cube_body_id = self.object_bodies[self.cube.name]
             chosen = rng.choice(sorted(self.distractors), size=self.clutter, replace=False)
             active = [self.cube, *(self.distractors[n] for n in chosen)]
-            placements = place_without_overlap(active, self.extents, rng, self.table_offset)
+            placements = place_without_overlap(
+                active, self.extents, rng, self.table_offset, self._keep_free()
+            )
             raw = self.sim.model._model
             parked = 0
             for obj in [*self.targets.values(), *self.distractors.values()]:
@@ -273,7 +288,39 @@ def register_object_lift() -> type:
         def grasp_offset(self) -> float:
             return grasp_offset_z(*self.extents[self.cube.name])
 
-    return ObjectSetLift
+    class ObjectSetPickPlace(ObjectSetLift):
+        """Pick the object up and put it down inside the green square on the table."""
+
+        def _decorate_arena(self, arena: TableArena) -> None:
+            arena.table_body.append(
+                new_geom(
+                    name="place_target",
+                    type="box",
+                    size=[PLACE_HALF_M, PLACE_HALF_M, 0.0005],
+                    pos=[*PLACE_TARGET_XY, arena.table_half_size[2] + 0.0005],
+                    rgba=list(PLACE_RGBA),
+                    group=1,
+                    contype=0,
+                    conaffinity=0,
+                )
+            )
+
+        def _keep_free(self) -> list[tuple[np.ndarray, float]]:
+            return [(PLACE_TARGET_XY, PLACE_HALF_M * np.sqrt(2))]
+
+        def place_target_xy(self) -> np.ndarray:
+            """World xy of the square's centre."""
+            return np.asarray(self.table_offset[:2]) + PLACE_TARGET_XY
+
+        def _check_success(self) -> bool:
+            """Inside the square, standing on the table, and let go (hand above its top)."""
+            position = self.sim.data.body_xpos[self.cube_body_id]
+            inside = np.all(np.abs(position[:2] - self.place_target_xy()) < PLACE_HALF_M)
+            on_table = position[2] < self.rest_height() + 0.01
+            top = position[2] + self.extents[self.cube.name][1]
+            eef = self.sim.data.site_xpos[self.robots[0].eef_site_id["right"]]
+            released = eef[2] > top + 0.02
+            return bool(inside and on_table and released)
 
 
 def place_without_overlap(
@@ -281,6 +328,7 @@ def place_without_overlap(
     extents: dict[str, tuple[float, float]],
     rng: np.random.Generator,
     table_offset: np.ndarray,
+    keep_free: list[tuple[np.ndarray, float]] = (),
     tries: int = 200,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """name -> (position, wxyz quat): the first object (the target) near the table centre,
@@ -290,7 +338,7 @@ def place_without_overlap(
     needs room beside the target.
     """
     placed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    footprints: list[tuple[np.ndarray, float]] = []  # (xy from the table centre, radius)
+    footprints = list(keep_free)  # (xy from the table centre, radius)
     for index, obj in enumerate(objects):
         reach = TARGET_RANGE_M if index == 0 else CLUTTER_RANGE_M
         radius = float(obj.horizontal_radius)

@@ -71,6 +71,8 @@ TASKS: dict[str, TaskSpec] = {
     "lift_perturbed": TaskSpec(
         env_name="Lift", horizon=200, object_key="cube", expert="lift", perturbation=PERTURBED
     ),
+    # Our own table-top pick-and-place: any object (--object / --object-set) onto a green square.
+    "pick_place": TaskSpec(env_name="ObjectSetPickPlace", horizon=300, object_key="cube"),
     "pick_place_can_perturbed": TaskSpec(
         env_name="PickPlaceCan",
         horizon=400,
@@ -79,6 +81,8 @@ TASKS: dict[str, TaskSpec] = {
         perturbation=PERTURBED,
     ),
 }
+# robosuite env -> the env that draws its object from a set and adds clutter (envs/objects.py).
+OBJECT_SET_ENVS = {"Lift": "ObjectSetLift", "ObjectSetPickPlace": "ObjectSetPickPlace"}
 # Below this height (m) the object has fallen off the table/bins: the episode cannot recover.
 FALLEN_HEIGHT_M = 0.7
 
@@ -119,16 +123,20 @@ class EnvConfig:
     clutter: int = 0
 
     def object_scene(self) -> bool:
-        """True when the scene uses an object set or clutter (robosuite env ObjectSetLift)."""
-        return bool(self.objects or self.clutter)
+        """True when the scene draws its object from a set (envs/objects.py): always for
+        pick_place, for Lift when objects or clutter are given."""
+        own_env = task_spec(self.task).env_name
+        return bool(self.objects or self.clutter) or own_env.startswith("ObjectSet")
 
     def check(self) -> None:
         """One clear error for an unknown task, object or impossible clutter."""
         spec = task_spec(self.task)
         if self.object_scene():
-            if spec.env_name != "Lift":
+            if spec.env_name not in OBJECT_SET_ENVS:
+                valid = sorted(n for n, s in TASKS.items() if s.env_name in OBJECT_SET_ENVS)
                 raise VismanipError(
-                    f"object sets and clutter are available for the lift tasks, not {self.task!r}"
+                    f"object sets and clutter are available for {', '.join(valid)}, "
+                    f"not {self.task!r}"
                 )
             from vismanip.envs.objects import check_scene
 
@@ -325,14 +333,16 @@ OSC_OUTPUT_MAX = (0.05, 0.05, 0.05, 0.5, 0.5, 0.5)
 
 
 def robosuite_env_name(config: EnvConfig) -> str:
-    """The robosuite env class: the task's own, or ObjectSetLift for object sets/clutter."""
+    """The robosuite env class: the task's own, or its object-set version (ObjectSetLift)."""
     config.check()
+    own_env = task_spec(config.task).env_name
     if not config.object_scene():
-        return task_spec(config.task).env_name
-    from vismanip.envs.objects import register_object_lift
+        return own_env
+    from vismanip.envs.objects import register_object_envs
 
     import_robosuite(config.render.backend)
-    return register_object_lift().__name__
+    register_object_envs()
+    return OBJECT_SET_ENVS[own_env]
 
 
 def robosuite_kwargs(config: EnvConfig) -> dict[str, Any]:

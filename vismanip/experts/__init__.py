@@ -62,7 +62,34 @@ def _pick_place_expert(env: VisionEnv) -> Expert:
     )
 
 
-EXPERTS = {"lift": _lift_expert, "pick_place_can": _pick_place_expert}
+def _object_pick_place_expert(env: VisionEnv) -> Expert:
+    """Carries this episode's object (any of the set) onto the green square."""
+    from vismanip.envs.objects import OBJECTS, PLACE_HALF_M
+
+    scene = env.env  # ObjectSetPickPlace
+    spec = OBJECTS[scene.target_name]
+    grasp = scene.grasp_offset()
+    bottom, _ = scene.extents[scene.cube.name]
+    target = scene.place_target_xy()
+    inset = PLACE_HALF_M - PLACE_INSET_M / 2
+    return PickPlaceExpert(
+        object_key="cube",
+        target_xy=target,
+        target_bounds=(target - inset, target + inset),
+        rim_height=float(scene.table_offset[2]) + grasp - bottom,
+        rest_height=scene.rest_height() + grasp,
+        release_clearance=0.01,
+        grasp_offset_z=grasp,
+        yaw_symmetry=spec.grasp_symmetry,
+        yaw_offset=spec.grasp_yaw,
+    )
+
+
+EXPERTS = {
+    "lift": _lift_expert,
+    "pick_place_can": _pick_place_expert,
+    "pick_place": _object_pick_place_expert,
+}
 
 
 def expert_name(task: str) -> str:

@@ -11,8 +11,10 @@ import numpy as np
 from vismanip.experts.base import (
     GRIPPER_CLOSE,
     GRIPPER_OPEN,
+    aligned_yaw,
     fingers_moving,
     gripper_gap,
+    gripper_yaw,
     move_toward,
 )
 
@@ -24,7 +26,14 @@ EMPTY_GAP_M = 0.015
 
 
 class PickPlaceExpert:
-    """`object_key` names the object pose in obs (e.g. "Can"); the target is a bin spot."""
+    """`object_key` names the object pose in obs (e.g. "Can"); the target is a bin spot.
+
+    rim_height: the grasp point clears this while carrying (plus CARRY_CLEARANCE_M).
+    rest_height: the grasp point's height when the object stands where it is put down.
+    release_clearance: let go this far above `rest_height`.
+    grasp_offset_z, yaw_symmetry, yaw_offset: the object's grasp, as in LiftExpert;
+        yaw_symmetry None keeps the gripper square to the table edges (robosuite's bins).
+    """
 
     def __init__(
         self,
@@ -33,17 +42,31 @@ class PickPlaceExpert:
         target_bounds: tuple[np.ndarray, np.ndarray],
         rim_height: float,
         rest_height: float,
+        release_clearance: float = RELEASE_HEIGHT_M,
+        grasp_offset_z: float = 0.0,
+        yaw_symmetry: float | None = None,
+        yaw_offset: float = 0.0,
     ) -> None:
         self.object_key = object_key
         self.target_xy = np.asarray(target_xy, dtype=np.float64)
         self.target_low, self.target_high = (np.asarray(b, dtype=np.float64) for b in target_bounds)
         self.carry_height = rim_height + CARRY_CLEARANCE_M
-        self.release_height = rest_height + RELEASE_HEIGHT_M
-        self.yaw = 0.0  # cylinders and boxes grasped square to the table edges
+        self.release_height = rest_height + release_clearance
+        self.grasp_offset = np.array([0.0, 0.0, grasp_offset_z])
+        self.yaw_symmetry = yaw_symmetry
+        self.yaw_offset = yaw_offset
+        self.yaw = 0.0  # this step's gripper yaw
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        obj, eef = obs[f"{self.object_key}_pos"], obs["robot0_eef_pos"]
-        eef_quat = obs["robot0_eef_quat"]
+        obj = obs[f"{self.object_key}_pos"] + self.grasp_offset
+        eef, eef_quat = obs["robot0_eef_pos"], obs["robot0_eef_quat"]
+        if self.yaw_symmetry is None:
+            self.yaw = 0.0
+        elif self.yaw_symmetry > 0:
+            quat = obs[f"{self.object_key}_quat"]
+            self.yaw = aligned_yaw(eef_quat, quat, self.yaw_symmetry) + self.yaw_offset
+        else:  # round: any yaw grasps it
+            self.yaw = gripper_yaw(eef_quat)
         gap = gripper_gap(obs)
         offset = obj - eef
         xy_error = np.linalg.norm(offset[:2])
