@@ -1,0 +1,87 @@
+"""Compare several policies' split reports side by side: one markdown table, one bar plot.
+
+    python scripts/compare_splits.py --out runs/s2r/compare \
+        plain=runs/s2r/plain/shift/shift.json dr_aug=runs/s2r/dr_aug/shift/shift.json
+
+Each input is the `<report>.json` that `vismanip eval --shift/--suite` writes. The table has
+a row per policy: success (95% CI) per split, then the drop from the first split to the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def load(reports: list[str]) -> dict[str, dict[str, dict]]:
+    """policy label -> split -> summary."""
+    policies = {}
+    for item in reports:
+        label, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"error: {item!r} is not LABEL=path/to/report.json")
+        policies[label] = json.loads(Path(path).read_text())["splits"]
+    return policies
+
+
+def table(policies: dict[str, dict[str, dict]]) -> str:
+    splits = list(next(iter(policies.values())))
+    header = "| policy | " + " | ".join(splits) + f" | drop {splits[0]} → {splits[-1]} |"
+    lines = [header, "|---|" + "---:|" * (len(splits) + 1)]
+    for label, summaries in policies.items():
+        cells = []
+        for split in splits:
+            s = summaries[split]
+            low, high = s["success_ci95"]
+            cells.append(f"{100 * s['success_rate']:.0f}% ({100 * low:.0f}–{100 * high:.0f})")
+        drop = summaries[splits[0]]["success_rate"] - summaries[splits[-1]]["success_rate"]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {100 * drop:+.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(policies: dict[str, dict[str, dict]], path: Path, title: str) -> None:
+    splits = list(next(iter(policies.values())))
+    width = 0.8 / len(policies)
+    figure, axes = plt.subplots(figsize=(1.6 * len(splits) + 2, 3.4))
+    for index, (label, summaries) in enumerate(policies.items()):
+        rates = np.array([summaries[s]["success_rate"] for s in splits]) * 100
+        ci = np.array([summaries[s]["success_ci95"] for s in splits]).T * 100
+        x = np.arange(len(splits)) + (index - (len(policies) - 1) / 2) * width
+        axes.bar(x, rates, width, yerr=[rates - ci[0], ci[1] - rates], capsize=2, label=label)
+    axes.set_xticks(np.arange(len(splits)), splits)
+    axes.set_ylim(0, 105)
+    axes.set_ylabel("success (%)")
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=8, ncols=len(policies))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "reports", nargs="+", help="LABEL=path/to/shift.json (or generalization.json)"
+    )
+    parser.add_argument("--out", required=True, help="Folder for compare.md and compare.png")
+    parser.add_argument("--title", default="success per split (95% CI)")
+    args = parser.parse_args()
+    policies = load(args.reports)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = table(policies)
+    (out / "compare.md").write_text(markdown)
+    plot(policies, out / "compare.png", args.title)
+    print(markdown, end="")
+    print(f"plot: {out / 'compare.png'}")
+
+
+if __name__ == "__main__":
+    main()

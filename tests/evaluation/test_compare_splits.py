@@ -1,0 +1,38 @@
+"""scripts/compare_splits.py: one table and one plot from several policies' split reports."""
+
+import json
+import subprocess
+import sys
+
+
+def _report(path, rates):
+    splits = {
+        name: {"success_rate": rate, "success_ci95": [max(0, rate - 0.1), min(1, rate + 0.1)]}
+        for name, rate in rates.items()
+    }
+    path.write_text(json.dumps({"title": "t", "splits": splits}))
+    return path
+
+
+def test_table_rows_per_policy_with_the_drop(tmp_path):
+    plain = _report(tmp_path / "a.json", {"none": 0.9, "all": 0.2})
+    robust = _report(tmp_path / "b.json", {"none": 0.8, "all": 0.76})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "scripts/compare_splits.py",
+            f"plain={plain}",
+            f"dr_aug={robust}",
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    table = (tmp_path / "cmp" / "compare.md").read_text()
+    assert table.splitlines()[0] == "| policy | none | all | drop none → all |"
+    assert "| plain | 90% (80–100) | 20% (10–30) | +70 |" in table
+    assert "| dr_aug | 80% (70–90) | 76% (66–86) | +4 |" in table
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 5000
+    assert table in result.stdout
