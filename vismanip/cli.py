@@ -111,10 +111,13 @@ def train(config_path, resume_dir, overrides):
 
     if resume_dir:
         config = load_run_config(TrainConfig, resume_dir)
-        if overrides or config_path:
+        extendable = {"trainer.max_epochs"}  # training longer keeps the run comparable
+        if config_path or any(item.partition("=")[0] not in extendable for item in overrides):
             raise VismanipError(
-                "--resume continues a run with its saved config; drop the other settings"
+                "--resume continues a run with its saved config; only trainer.max_epochs=N "
+                "(train longer) may be given"
             )
+        config = load_config(TrainConfig, Path(resume_dir) / "config.yaml", overrides)
     else:
         config = load_config(TrainConfig, config_path, overrides)
     best = run_train(config, resume=bool(resume_dir))

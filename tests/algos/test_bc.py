@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 
 from vismanip.algos.bc import RolloutConfig, TrainConfig, TrainerConfig, train
 from vismanip.config import load_config, load_run_config
@@ -93,14 +94,15 @@ def test_killed_run_resumes_to_max_epochs(tiny_dataset, tmp_path):
     assert torch.load(run_dir / "last.ckpt", weights_only=False)["epoch"] == 299
 
 
-def test_resumed_run_keeps_its_whole_learning_curve(tiny_dataset, tmp_path):
+def test_resume_trains_longer_and_keeps_the_whole_learning_curve(tiny_dataset, tmp_path):
     dataset, _ = tiny_dataset
     run_dir = tmp_path / "run"
     train(_config(dataset, run_dir, epochs=3))
-    config_file = run_dir / "config.yaml"
-    config_file.write_text(config_file.read_text().replace("max_epochs: 3", "max_epochs: 5"))
-    train(load_run_config(TrainConfig, run_dir), resume=True)
+    refused = run_cli("train", "--resume", str(run_dir), "optim.lr=0.1", returncode=1)
+    assert "only trainer.max_epochs=N" in refused.stderr
+    run_cli("train", "--resume", str(run_dir), "trainer.max_epochs=5")
     assert sorted(_epoch_losses(run_dir)) == [0, 1, 2, 3, 4]
+    assert load_run_config(TrainConfig, run_dir).trainer.max_epochs == 5
 
 
 @pytest.mark.parametrize(
