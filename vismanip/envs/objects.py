@@ -94,8 +94,9 @@ DISTRACTORS: dict[str, ObjectSpec] = {
 }
 
 
-@lru_cache(maxsize=4)
-def _object_sets(path: Path = OBJECT_SETS_FILE) -> dict[str, list[str]]:
+def _object_sets(path: Path) -> dict[str, list[str]]:
+    if not path.is_file():
+        raise VismanipError(f"object sets file not found: {path}")
     sets = yaml.safe_load(path.read_text()) or {}
     for name, members in sets.items():
         _check_objects(members, f"object set {name!r} in {path}")
@@ -103,11 +104,13 @@ def _object_sets(path: Path = OBJECT_SETS_FILE) -> dict[str, list[str]]:
 
 
 def object_set(name: str) -> list[str]:
-    """The object names of a named set (configs/objects/default.yaml: train, novel, all)."""
-    sets = _object_sets()
-    if name not in sets:
-        raise VismanipError(f"unknown object set {name!r}; valid: {', '.join(sets)}")
-    return list(sets[name])
+    """The object names of a named set: `train`, `novel`, `all` from
+    configs/objects/default.yaml, or `path/to/sets.yaml:NAME` from a file of your own."""
+    path, _, set_name = name.rpartition(":")
+    sets = _object_sets(Path(path) if path else OBJECT_SETS_FILE)
+    if set_name not in sets:
+        raise VismanipError(f"unknown object set {set_name!r}; valid: {', '.join(sets)}")
+    return list(sets[set_name])
 
 
 def _check_objects(names: list[str], where: str = "objects") -> None:
