@@ -4,7 +4,8 @@
         plain=runs/s2r/plain/shift/shift.json dr_aug=runs/s2r/dr_aug/shift/shift.json
 
 Each input is the `<report>.json` that `vismanip eval --shift/--suite` writes. The table has
-a row per policy: success (95% CI) per split, then the drop from the first split to the last.
+a row per policy: success (95% CI) per split, then the drop from the first split to the last
+(or the drops named with `--drop seen,novel --drop seen,clutter_4`).
 """
 
 from __future__ import annotations
@@ -31,18 +32,21 @@ def load(reports: list[str]) -> dict[str, dict[str, dict]]:
     return policies
 
 
-def table(policies: dict[str, dict[str, dict]]) -> str:
+def table(policies: dict[str, dict[str, dict]], drops: list[tuple[str, str]]) -> str:
     splits = list(next(iter(policies.values())))
-    header = "| policy | " + " | ".join(splits) + f" | drop {splits[0]} → {splits[-1]} |"
-    lines = [header, "|---|" + "---:|" * (len(splits) + 1)]
+    header = "| policy | " + " | ".join(splits) + " | "
+    header += " | ".join(f"drop {start} → {end}" for start, end in drops) + " |"
+    lines = [header, "|---|" + "---:|" * (len(splits) + len(drops))]
     for label, summaries in policies.items():
         cells = []
         for split in splits:
             s = summaries[split]
             low, high = s["success_ci95"]
             cells.append(f"{100 * s['success_rate']:.0f}% ({100 * low:.0f}–{100 * high:.0f})")
-        drop = summaries[splits[0]]["success_rate"] - summaries[splits[-1]]["success_rate"]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {100 * drop:+.0f} |")
+        for start, end in drops:
+            drop = summaries[start]["success_rate"] - summaries[end]["success_rate"]
+            cells.append(f"{100 * drop:+.0f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -72,11 +76,23 @@ def main() -> None:
     )
     parser.add_argument("--out", required=True, help="Folder for compare.md and compare.png")
     parser.add_argument("--title", default="success per split (95% CI)")
+    parser.add_argument(
+        "--drop",
+        action="append",
+        metavar="FROM,TO",
+        help="a drop column, success on FROM minus success on TO (default: first,last split)",
+    )
     args = parser.parse_args()
     policies = load(args.reports)
+    splits = list(next(iter(policies.values())))
+    drops = [tuple(item.split(",")) for item in args.drop or [f"{splits[0]},{splits[-1]}"]]
+    for drop in drops:
+        unknown = [name for name in drop if name not in splits]
+        if len(drop) != 2 or unknown:
+            raise SystemExit(f"error: --drop {','.join(drop)}: want FROM,TO among {splits}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    markdown = table(policies)
+    markdown = table(policies, drops)
     (out / "compare.md").write_text(markdown)
     plot(policies, out / "compare.png", args.title)
     print(markdown, end="")

@@ -41,6 +41,14 @@ def _epoch_losses(run_dir: Path) -> dict[int, float]:
         }
 
 
+def _logged_epoch(run_dir: Path, epoch: int) -> bool:
+    try:
+        with (run_dir / "logs" / "metrics.csv").open() as file:
+            return any(int(row["epoch"]) >= epoch for row in csv.DictReader(file))
+    except (OSError, KeyError, ValueError):
+        return False
+
+
 def test_tiny_training_run_lowers_the_loss(tiny_dataset, tmp_path):
     dataset, _ = tiny_dataset
     best = train(_config(dataset, tmp_path / "run", epochs=25))
@@ -103,6 +111,22 @@ def test_resume_trains_longer_and_keeps_the_whole_learning_curve(tiny_dataset, t
     run_cli("train", "--resume", str(run_dir), "trainer.max_epochs=5")
     assert sorted(_epoch_losses(run_dir)) == [0, 1, 2, 3, 4]
     assert load_run_config(TrainConfig, run_dir).trainer.max_epochs == 5
+
+
+def test_killing_a_resumed_run_keeps_the_earlier_learning_curve(tiny_dataset, tmp_path):
+    dataset, _ = tiny_dataset
+    run_dir = tmp_path / "run"
+    train(_config(dataset, run_dir, epochs=3))
+    command = [sys.executable, "-m", "vismanip.cli", "train", "--resume", str(run_dir)]
+    process = subprocess.Popen([*command, "trainer.max_epochs=300"], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not _logged_epoch(run_dir, 3):
+        time.sleep(0.02)  # until the resumed run has written its own log
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    run_cli("train", "--resume", str(run_dir), "trainer.max_epochs=5")
+    assert sorted(_epoch_losses(run_dir))[:5] == [0, 1, 2, 3, 4]
+    assert not (run_dir / "logs" / "metrics_before_resume.csv").exists()
 
 
 @pytest.mark.parametrize(

@@ -36,3 +36,17 @@ def test_table_rows_per_policy_with_the_drop(tmp_path):
     assert "| dr_aug | 80% (70–90) | 76% (66–86) | +4 |" in table
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 5000
     assert table in result.stdout
+
+
+def test_named_drops_and_unknown_split(tmp_path):
+    report = _report(tmp_path / "a.json", {"seen": 0.5, "novel": 0.4, "clutter_4": 0.1})
+    command = [sys.executable, "scripts/compare_splits.py", f"p={report}", "--out", str(tmp_path)]
+    subprocess.run(command + ["--drop", "seen,novel", "--drop", "seen,clutter_4"], check=True)
+    table = (tmp_path / "compare.md").read_text()
+    assert table.splitlines()[0].endswith("| drop seen → novel | drop seen → clutter_4 |")
+    assert table.splitlines()[2].endswith("| +10 | +40 |")
+    bad = subprocess.run(command + ["--drop", "seen,nvel"], capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines() == [
+        "error: --drop seen,nvel: want FROM,TO among ['seen', 'novel', 'clutter_4']"
+    ]

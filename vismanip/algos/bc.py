@@ -307,10 +307,15 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     )
     module = BCModule(policy, config, env_config)
     metrics = run_dir / "logs" / "metrics.csv"
-    earlier = _read_metrics(metrics) if resume else []
+    earlier = run_dir / "logs" / "metrics_before_resume.csv"
+    if resume:  # Lightning's CSVLogger starts a resumed run's metrics.csv afresh: keep the
+        # earlier rows on disk first, so that killing the resumed run loses none of them
+        _write_metrics(earlier, _read_metrics(earlier) + _read_metrics(metrics))
+        metrics.unlink(missing_ok=True)
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
-    if earlier:  # Lightning's CSVLogger starts a resumed run's metrics.csv afresh
-        _write_metrics(metrics, earlier + _read_metrics(metrics))
+    if earlier.exists():
+        _write_metrics(metrics, _read_metrics(earlier) + _read_metrics(metrics))
+        earlier.unlink()
     plot_learning_curve(metrics, run_dir / "learning_curve.png")
     return run_dir / "best.ckpt"
 
@@ -328,6 +333,9 @@ def _write_metrics(path: Path, rows: list[dict[str, str]]) -> None:
     """Rewrite Lightning's CSV log with every row (the union of columns), atomically."""
     import csv
 
+    rows = [dict(row) for row in dict.fromkeys(tuple(row.items()) for row in rows)]  # no repeats
+    if not rows:
+        return
     columns = list(dict.fromkeys(key for row in rows for key in row))
     temporary = path.with_suffix(".tmp")
     with temporary.open("w", newline="") as file:
