@@ -1,6 +1,7 @@
 """BC training: the loss falls, runs resume after a kill, bad settings fail in one line."""
 
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -44,7 +45,8 @@ def _epoch_losses(run_dir: Path) -> dict[int, float]:
 def _logged_epoch(run_dir: Path, epoch: int) -> bool:
     try:
         with (run_dir / "logs" / "metrics.csv").open() as file:
-            return any(int(row["epoch"]) >= epoch for row in csv.DictReader(file))
+            rows = csv.DictReader(file)
+            return any(int(row["epoch"]) >= epoch for row in rows if row.get("epoch"))
     except (OSError, KeyError, ValueError):
         return False
 
@@ -111,6 +113,13 @@ def test_resume_trains_longer_and_keeps_the_whole_learning_curve(tiny_dataset, t
     run_cli("train", "--resume", str(run_dir), "trainer.max_epochs=5")
     assert sorted(_epoch_losses(run_dir)) == [0, 1, 2, 3, 4]
     assert load_run_config(TrainConfig, run_dir).trainer.max_epochs == 5
+    fewer = run_cli("train", "--resume", str(run_dir), "trainer.max_epochs=2", returncode=1)
+    assert fewer.stderr.strip().endswith("trainer.max_epochs=2 would train fewer")
+    with (run_dir / "logs" / "metrics.csv").open() as file:
+        rates = [float(row["lr-AdamW"]) for row in csv.DictReader(file) if row.get("lr-AdamW")]
+    # the first 3 epochs decayed over 3, the rest follow the cosine over 5 (not a restart)
+    assert rates[:3] == pytest.approx([1e-3, 0.75e-3, 0.25e-3])
+    assert rates[3:] == pytest.approx([0.5e-3 * (1 + math.cos(math.pi * e / 5)) for e in (3, 4)])
 
 
 def test_killing_a_resumed_run_keeps_the_earlier_learning_curve(tiny_dataset, tmp_path):

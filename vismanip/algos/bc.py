@@ -5,6 +5,7 @@ the simulator that pick the best checkpoint by success rate rather than by loss.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -13,7 +14,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from vismanip.config import run_metadata
@@ -132,10 +133,26 @@ class BCModule(L.LightningModule):
             lr=self.config.optim.lr,
             weight_decay=self.config.optim.weight_decay,
         )
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, self.trainer.max_epochs)
-        )
+        trainer = self.trainer
+
+        def cosine(epoch: int) -> float:
+            # Cosine decay to zero at the end of training. Closed form reading max_epochs
+            # now, unlike CosineAnnealingLR whose restored T_max would climb back up when
+            # `train --resume … trainer.max_epochs=N` trains longer: here the rest of the
+            # decay stretches over the new length.
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, epoch / max(1, trainer.max_epochs))))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def on_train_start(self) -> None:
+        """Set the rate from the schedule now: a resumed run would else spend its first epoch
+        on the rate restored from the checkpoint (zero, where the shorter run had ended)."""
+        schedule = self.lr_schedulers()
+        for group, base_lr, factor in zip(
+            schedule.optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas, strict=True
+        ):
+            group["lr"] = base_lr * factor(schedule.last_epoch)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Enough to rebuild the policy and its env without the training code or dataset.
@@ -212,6 +229,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         )
     if resume and not last.exists():
         raise VismanipError(f"{run_dir}: no last.ckpt to resume from")
+    if resume:
+        trained = torch.load(last, map_location="cpu", weights_only=False)["epoch"] + 1
+        if trained > config.trainer.max_epochs:
+            raise VismanipError(
+                f"{run_dir} has trained {trained} epochs already; "
+                f"trainer.max_epochs={config.trainer.max_epochs} would train fewer"
+            )
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     image_size, lowdim_dims, cameras, env_args = dataset_shapes(config.data)
@@ -287,6 +311,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             # judged only on epochs that have rollouts (the metric exists only then)
             every_n_epochs=config.rollout.every_n_epochs if rollouts else 1,
         ),
+        LearningRateMonitor(logging_interval="epoch"),  # the schedule, in the logs
     ]
     if rollouts:
         callbacks.insert(0, RolloutCallback(config.rollout, env_config))
