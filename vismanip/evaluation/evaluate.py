@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from vismanip.envs.tasks import EnvConfig, VisionEnv, task_spec
 from vismanip.errors import VismanipError
 from vismanip.evaluation.metrics import EpisodeResult, state_coverage, summarize, visited_cells
 from vismanip.evaluation.rollout import EVAL_STREAM, episode_seed, rollout
-from vismanip.evaluation.workers import worker_pool
+from vismanip.evaluation.workers import as_finished, worker_pool
 from vismanip.policies import ImagePolicy
 from vismanip.sim2real.randomization import RandomizationConfig
 
@@ -145,15 +144,18 @@ def run_evaluation(
         _close_worker,
         env_config.render.backend,
     ) as pool:
-        futures = [
-            pool.submit(_run_episode, i, episode_seed(seed, i, EVAL_STREAM), i < videos)
+        calls = (
+            (_run_episode, i, episode_seed(seed, i, EVAL_STREAM), i < videos)
             for i in range(episodes)
-        ]
-        for future in tqdm(
-            as_completed(futures), total=episodes, desc=desc, unit="ep", disable=not show_progress
+        )
+        for index, result, frames, first_frame, visited in tqdm(
+            as_finished(pool, calls, 2 * workers),
+            total=episodes,
+            desc=desc,
+            unit="ep",
+            disable=not show_progress,
         ):
-            index, result, frames, first_frames[index], visited = future.result()
-            results[index] = result
+            results[index], first_frames[index] = result, first_frame
             cells.append(visited)
             if frames is not None:
                 clips[index] = frames

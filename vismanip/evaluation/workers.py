@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
+from itertools import islice
 from multiprocessing import get_context
 from typing import Any
 
@@ -69,3 +70,16 @@ class _InProcessExecutor(Executor):
         future: Future = Future()
         future.set_result(fn(*args, **kwargs))
         return future
+
+
+def as_finished(pool: Executor, calls: Iterable[tuple], in_flight: int) -> Iterator[Any]:
+    """Results of `pool.submit(*call)` for each call as they finish, at most `in_flight`
+    submitted at a time. The in-process executor runs a call when it is submitted, so
+    submitting everything first would leave a progress bar at 0 until the very end."""
+    calls = iter(calls)
+    running = {pool.submit(*call) for call in islice(calls, in_flight)}
+    while running:
+        done, running = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield future.result()
+        running |= {pool.submit(*call) for call in islice(calls, len(done))}
