@@ -85,6 +85,11 @@ def test_collect_train_eval_export(tmp_path):
     ):
         assert f"| {split} | 1 |" in table, split
     assert (suite / "contact_sheet.png").exists() and (suite / "generalization.png").exists()
+    # Novel draws an object per episode; the report says which one and how it went.
+    novel = json.loads((suite / "novel" / "eval.json").read_text())
+    drawn = novel["episodes"][0]["target_object"]
+    assert drawn in novel["summary"]["by_object"]
+    assert "## Success by object" in table and f"| {drawn} | " in table
 
     # Export, then evaluate the artifact itself on the same seeded episodes.
     artifact = tmp_path / "lift_policy.pt"

@@ -1,6 +1,12 @@
 import pytest
 
-from vismanip.evaluation.metrics import EpisodeResult, summarize, wilson_interval
+from vismanip.evaluation.evaluate import object_table
+from vismanip.evaluation.metrics import (
+    EpisodeResult,
+    success_by_object,
+    summarize,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_known_values():
@@ -21,3 +27,26 @@ def test_summary_horizon_to_failure_counts_failures_only():
     assert summary["horizon_to_failure"] == pytest.approx((30 + 200) / 2)
     assert summary["unrecoverable_failures"] == 1
     assert summarize(results[:1], 200)["horizon_to_failure"] is None
+
+
+def test_success_by_object_counts_each_drawn_object():
+    def episode(seed: int, success: bool, target: str | None) -> EpisodeResult:
+        return EpisodeResult(seed, success, 50, float(success), None, target_object=target)
+
+    results = [episode(0, True, "ball"), episode(1, False, "ball"), episode(2, True, "can")]
+    by_object = success_by_object(results)
+    assert list(by_object) == ["ball", "can"]
+    assert by_object["ball"]["episodes"] == 2 and by_object["ball"]["successes"] == 1
+    assert by_object["can"]["success_ci95"] == list(wilson_interval(1, 1))
+    assert success_by_object([episode(0, True, None)]) == {}
+
+    table = object_table(
+        {
+            "seen": {"by_object": {"can": by_object["can"]}},
+            "novel": {"by_object": {"ball": by_object["ball"]}},
+            "plain": {},
+        }
+    )
+    assert "| object | seen | novel |" in table  # runs without objects get no column
+    assert "| ball | — | 1/2 (50%) |" in table and "| can | 1/1 (100%) | — |" in table
+    assert object_table({"plain": {}}) == ""

@@ -262,6 +262,11 @@ class VisionEnv:
     def is_success(self) -> bool:
         return bool(self.env._check_success())
 
+    @property
+    def target_object(self) -> str | None:
+        """The object this episode must handle, in object-set scenes (drawn at reset)."""
+        return self.env.target_name if self.config.object_scene() else None
+
     def is_unrecoverable(self, obs: dict[str, np.ndarray]) -> bool:
         """The object fell off the work surface: no policy can still succeed."""
         return bool(obs[f"{self.spec.object_key}_pos"][2] < FALLEN_HEIGHT_M)

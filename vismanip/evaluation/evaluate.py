@@ -14,7 +14,13 @@ from tqdm import tqdm
 
 from vismanip.envs.tasks import EnvConfig, VisionEnv, task_spec
 from vismanip.errors import VismanipError
-from vismanip.evaluation.metrics import EpisodeResult, state_coverage, summarize, visited_cells
+from vismanip.evaluation.metrics import (
+    EpisodeResult,
+    state_coverage,
+    success_by_object,
+    summarize,
+    visited_cells,
+)
 from vismanip.evaluation.rollout import EVAL_STREAM, episode_seed, rollout
 from vismanip.evaluation.workers import as_finished, worker_pool
 from vismanip.policies import ImagePolicy
@@ -96,6 +102,7 @@ def _run_episode(
         length=len(episode),
         episode_return=float(np.sum(episode.rewards)),
         failed_at=episode.failed_at,
+        target_object=env.target_object,
     )
     frames = None
     if record:  # cameras side by side, one row per step
@@ -163,6 +170,9 @@ def run_evaluation(
     horizon = env_config.horizon or task_spec(env_config.task).horizon
     summary = summarize(done, horizon)
     summary["state_coverage"] = state_coverage(cells)
+    by_object = success_by_object(done)
+    if by_object:
+        summary["by_object"] = by_object
     return Evaluation(
         summary,
         done,
@@ -180,7 +190,9 @@ def write_report(out_dir: Path, title: str, evaluation: Evaluation, control_freq
     (out_dir / "eval.json").write_text(
         json.dumps({"title": title, "summary": evaluation.summary, "episodes": episodes}, indent=2)
     )
-    (out_dir / "eval.md").write_text(markdown_table({title: evaluation.summary}))
+    (out_dir / "eval.md").write_text(
+        markdown_table({title: evaluation.summary}) + object_table({title: evaluation.summary})
+    )
     for index, frames in enumerate(evaluation.videos):
         (out_dir / "videos").mkdir(exist_ok=True)
         iio.imwrite(
@@ -207,6 +219,32 @@ def markdown_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def object_table(rows: dict[str, dict]) -> str:
+    """Success per target object (rows) and run (columns), as "successes/episodes", so a
+    reader sees which objects break the policy; empty when no run drew objects."""
+    runs = {name: s["by_object"] for name, s in rows.items() if s.get("by_object")}
+    if not runs:
+        return ""
+    objects = sorted({name for by_object in runs.values() for name in by_object})
+    lines = [
+        "\n## Success by object\n",
+        "| object | " + " | ".join(runs) + " |",
+        "|---|" + "---:|" * len(runs),
+    ]
+    for name in objects:
+        cells = []
+        for by_object in runs.values():
+            entry = by_object.get(name)
+            cells.append(
+                "—"
+                if entry is None
+                else f"{entry['successes']}/{entry['episodes']} "
+                f"({100 * entry['successes'] / entry['episodes']:.0f}%)"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_split_report(
     out_dir: Path,
     title: str,
@@ -225,7 +263,9 @@ def write_split_report(
     (out_dir / f"{report}.json").write_text(
         json.dumps({"title": title, "splits": summaries}, indent=2)
     )
-    (out_dir / f"{report}.md").write_text(f"# {title}\n\n{notes}" + markdown_table(summaries))
+    (out_dir / f"{report}.md").write_text(
+        f"# {title}\n\n{notes}" + markdown_table(summaries) + object_table(summaries)
+    )
     plot_success_bars(out_dir / f"{report}.png", title, summaries)
     write_contact_sheet(
         out_dir / "contact_sheet.png",

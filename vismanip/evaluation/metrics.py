@@ -16,6 +16,7 @@ class EpisodeResult:
     length: int
     episode_return: float
     failed_at: int | None  # step the episode became unrecoverable, if it did
+    target_object: str | None = None  # object-set scenes: the object this episode drew
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -49,6 +50,24 @@ def summarize(results: list[EpisodeResult], horizon: int) -> dict:
         "episode_length": float(np.mean([r.length for r in results])) if results else 0.0,
         "return": float(np.mean([r.episode_return for r in results])) if results else 0.0,
     }
+
+
+def success_by_object(results: list[EpisodeResult]) -> dict[str, dict]:
+    """Success (+ 95% CI) per target object, for scenes that draw one per episode: a
+    split's average hides which objects the policy cannot pick. Empty for other scenes."""
+    by_object: dict[str, list[bool]] = {}
+    for result in results:
+        if result.target_object is not None:
+            by_object.setdefault(result.target_object, []).append(result.success)
+    table = {}
+    for name in sorted(by_object):
+        outcomes = by_object[name]
+        table[name] = {
+            "episodes": len(outcomes),
+            "successes": sum(outcomes),
+            "success_ci95": list(wilson_interval(sum(outcomes), len(outcomes))),
+        }
+    return table
 
 
 STATE_CELL_M = 0.02  # side of the cubes that state coverage counts
