@@ -209,3 +209,25 @@ def test_every_steps_redraws_looks_but_keeps_cameras():
         assert np.array_equal(model.cam_pos[model.camera("agentview").id], camera)
     finally:
         env.close()
+
+
+@pytest.mark.sim
+def test_surface_prob_keeps_the_real_look_in_some_episodes():
+    config = load_config(RandomizationConfig, Path("configs/randomization/object_colors_half.yaml"))
+    env = VisionEnv(EnvConfig(cameras=["agentview"], image_size=32), config)
+    try:
+        model = env.env.sim.model._model
+        geoms = env.randomizer.surface_geoms["object"]
+        nominal = env.randomizer._nominal["geom_rgba"][geoms]
+        recoloured = []
+        for seed in range(16):
+            env.reset(seed)
+            looks = env.randomization_events[0]["params"]["surfaces"]
+            recoloured.append("object" in looks)
+            # Skipped: the object looks exactly as modelled; drawn: it wears the new colour.
+            assert np.array_equal(model.geom_rgba[geoms], nominal) != recoloured[-1]
+        assert 3 <= sum(recoloured) <= 13  # both kinds of episode occur at p = 0.5
+    finally:
+        env.close()
+    with pytest.raises(VismanipError, match=r"surface_prob must be in \[0, 1\]"):
+        RandomizationConfig(surfaces=["object"], surface_prob=1.5).check()

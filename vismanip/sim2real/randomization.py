@@ -47,6 +47,8 @@ class RandomizationConfig:
     surfaces: which of table, floor, walls, robot, object get a new look each episode.
     textures: where textures come from: procedural (noise, checker, gradient patterns) and
         photos (assets/textures/photos); heldout photos are for evaluation splits only.
+    surface_prob: chance that each listed surface gets a new look in an episode; otherwise
+        it keeps its own (e.g. 0.5: half the demos show the objects as they really look).
     texture_prob: chance that a textured surface gets a texture; otherwise a plain colour.
     light_diffuse, light_ambient, light_specular: grey level of the scene light's terms.
     light_tint: per-channel multiplicative colour jitter of the scene light (0: white).
@@ -63,6 +65,7 @@ class RandomizationConfig:
 
     surfaces: list[str] = field(default_factory=list)
     textures: list[str] = field(default_factory=lambda: ["procedural", "photos"])
+    surface_prob: float = 1.0
     texture_prob: float = 0.5
     light_diffuse: Range = field(default_factory=list)
     light_ambient: Range = field(default_factory=list)
@@ -108,7 +111,7 @@ class RandomizationConfig:
             values = getattr(self, name)
             if values and (len(values) != 2 or values[0] > values[1]):
                 raise VismanipError(f"randomization.{name} must be [low, high], not {values}")
-        for name in ("texture_prob", "light_off_prob"):
+        for name in ("surface_prob", "texture_prob", "light_off_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise VismanipError(f"randomization.{name} must be in [0, 1]")
 
@@ -290,6 +293,9 @@ class SceneRandomizer:
         params: dict[str, Any] = {"surfaces": {}}
         textures = [name for source in config.textures for name in texture_names(source)]
         for surface in config.surfaces:
+            # Drawn only when it can skip, so presets without it keep their scenes seed for seed.
+            if config.surface_prob < 1.0 and rng.random() >= config.surface_prob:
+                continue
             textured = bool(textures) and rng.random() < config.texture_prob
             if textured and self._surface_textures(surface):
                 params["surfaces"][surface] = {
