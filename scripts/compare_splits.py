@@ -53,19 +53,36 @@ def table(policies: dict[str, dict[str, dict]], drops: list[tuple[str, str]]) ->
 def plot(policies: dict[str, dict[str, dict]], path: Path, title: str) -> None:
     splits = list(next(iter(policies.values())))
     width = 0.8 / len(policies)
-    figure, axes = plt.subplots(figsize=(1.6 * len(splits) + 2, 3.4))
+    legend_rows = -(-len(policies) // 6)  # six labels per legend row, under the axes
+    figure, axes = plt.subplots(figsize=(1.6 * len(splits) + 2, 3.4 + 0.25 * legend_rows))
+    # tab20 keeps a distinct colour per policy past the default cycle's 10.
+    colours = plt.get_cmap("tab10" if len(policies) <= 10 else "tab20").colors
     for index, (label, summaries) in enumerate(policies.items()):
         rates = np.array([summaries[s]["success_rate"] for s in splits]) * 100
         ci = np.array([summaries[s]["success_ci95"] for s in splits]).T * 100
         x = np.arange(len(splits)) + (index - (len(policies) - 1) / 2) * width
-        axes.bar(x, rates, width, yerr=[rates - ci[0], ci[1] - rates], capsize=2, label=label)
+        axes.bar(
+            x,
+            rates,
+            width,
+            yerr=[rates - ci[0], ci[1] - rates],
+            capsize=2,
+            label=label,
+            color=colours[index % len(colours)],
+        )
     axes.set_xticks(np.arange(len(splits)), splits)
     axes.set_ylim(0, 105)
     axes.set_ylabel("success (%)")
     axes.set_title(title, fontsize=9)
-    axes.legend(fontsize=8, ncols=len(policies))
+    axes.legend(
+        fontsize=8,
+        ncols=min(len(policies), 6),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        frameon=False,
+    )
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
 
