@@ -24,8 +24,9 @@ import torch
 import vismanip.envs  # noqa: F401  (GL backend before anything imports mujoco)
 from vismanip.export import DeployablePolicy, ExportedArtifact, build_metadata
 from vismanip.export.deployable import example_inputs
-from vismanip.export.formats import FORMATS, write_artifact
+from vismanip.export.formats import write_artifact
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
+from vismanip.policies.artifact import FORMATS
 
 CAMERA_SETS = {1: ["agentview"], 2: ["agentview", "robot0_eye_in_hand"]}
 PROPRIO = {"robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vismanip.data.hdf5 import assemble_dataset, write_episode_file
-from vismanip.evaluation.rollout import Episode
+from vismanip.rollout.episode import Episode
 
 IMAGE_SIZE = 32
 ENV_ARGS = json.dumps({"env_name": "Lift", "env_type": 1, "env_kwargs": {"robots": "Panda"}})

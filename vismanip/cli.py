@@ -178,83 +178,49 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, suite, ou
     CHECKPOINT is a training checkpoint (.ckpt) or an exported artifact (.pt, .pt2, .onnx).
     Every split uses the same episode seeds, so splits differ only in how the scene looks.
     """
-    from dataclasses import replace
-    from functools import partial
+    from vismanip.evaluation.evaluate import run_evaluation
+    from vismanip.evaluation.report import write_report, write_split_report
+    from vismanip.evaluation.suites import shift_splits, suite_splits
+    from vismanip.policies.checkpoint import load_policy
+    from vismanip.rollout.runner import EpisodeRunner, Scene
 
-    from vismanip.envs.tasks import EnvConfig, task_spec
-    from vismanip.evaluation.evaluate import (
-        load_checkpoint,
-        policy_from_blob,
-        run_evaluation,
-        write_report,
-    )
-    from vismanip.export import FORMATS, ExportedArtifact, ExportedPolicyActor
-
-    if Path(checkpoint).suffix in FORMATS.values():
-        metadata = ExportedArtifact(checkpoint).metadata
-        load_policy = partial(ExportedPolicyActor, str(Path(checkpoint).resolve()))
-        stored_env, description = metadata["env_config"], metadata["policy"]
-    else:
-        blob, stored = load_checkpoint(checkpoint)
-        load_policy = partial(policy_from_blob, blob)
-        stored_env, description = stored.get("env_config"), blob[0]
-    if stored_env is None and not task:
-        raise VismanipError(f"{checkpoint}: trained without a task; pass --task")
-    env_config = EnvConfig.from_dict(stored_env or {})
-    if task:
-        task_spec(task)
-        env_config = replace(env_config, task=task)
-    env_config = replace(
-        env_config,
-        cameras=description["config"]["cameras"],
-        image_size=description["image_size"],
-    )
+    if shift and suite:
+        raise VismanipError("pass --shift or --suite, not both")
+    policy = load_policy(checkpoint)
+    env_config = policy.env_for(task or "")
     title = f"{Path(checkpoint).name} on {env_config.task}"
-    if shift or suite:
-        from vismanip.evaluation.evaluate import write_split_report
-        from vismanip.evaluation.suites import shift_splits, suite_splits
-
-        if shift and suite:
-            raise VismanipError("pass --shift or --suite, not both")
-        if suite:
-            splits, report = suite_splits(suite, env_config), suite
-        else:
-            names = [name.strip() for name in shift.split(",") if name.strip()]
-            splits, report = shift_splits(env_config, names), "shift"
-        folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}_{report}"
+    if suite:
+        splits, report = suite_splits(suite, env_config), suite
+    elif shift:
+        names = [name.strip() for name in shift.split(",") if name.strip()]
+        splits, report = shift_splits(env_config, names), "shift"
+    else:
+        splits, report = {"": Scene(env_config)}, ""
+    # One set of workers for every split: a split with another scene rebuilds only the env.
+    with EpisodeRunner(workers, gl_backend=env_config.render.backend) as runner:
+        runner.set_policy(policy.source)
         evaluations = {
             name: run_evaluation(
-                load_policy,
-                split_env,
-                episodes,
-                workers,
-                seed,
-                videos,
-                show_progress=True,
-                randomization=randomization,
-                desc=name,
+                runner, scene, episodes, seed, videos, show_progress=True, desc=name or "eval"
             )
-            for name, (split_env, randomization) in splits.items()
+            for name, scene in splits.items()
         }
-        notes = "".join(
-            f"- {name}: objects {split_env.objects or ['(the task default)']}, "
-            f"clutter {split_env.clutter}, randomization "
-            f"{'none' if randomization is None else 'yes'}\n"
-            for name, (split_env, randomization) in splits.items()
-        )
-        write_split_report(
-            folder, title, evaluations, env_config.control_freq, report, notes + "\n"
-        )
-        for name, evaluation in evaluations.items():
-            click.echo(f"{name}: {_success_line(evaluation.summary)}")
-        click.echo(f"report in {folder}/{report}.md")
+    if not report:
+        folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}"
+        write_report(folder, title, evaluations[""], env_config.control_freq)
+        click.echo(f"{title}: {_success_line(evaluations[''].summary)}; report in {folder}")
         return
-    evaluation = run_evaluation(
-        load_policy, env_config, episodes, workers, seed, videos, show_progress=True
+    folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}_{report}"
+    notes = "".join(
+        f"- {name}: objects {scene.env.objects or ['(the task default)']}, "
+        f"clutter {scene.env.clutter}, randomization "
+        f"{'none' if scene.randomization is None else 'yes'}\n"
+        for name, scene in splits.items()
     )
-    folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}"
-    write_report(folder, title, evaluation, env_config.control_freq)
-    click.echo(f"{title}: {_success_line(evaluation.summary)}; report in {folder}")
+    write_split_report(folder, title, evaluations, env_config.control_freq, report, notes + "\n")
+    for name, evaluation in evaluations.items():
+        click.echo(f"{name}: {_success_line(evaluation.summary)}")
+    click.echo(f"report in {folder}/{report}.md")
 
 
 def _success_line(summary: dict) -> str:
@@ -280,7 +246,8 @@ def _success_line(summary: dict) -> str:
 @click.option("--samples", type=int, default=100, show_default=True, help="Parity observations.")
 def export(checkpoint, fmt, out, data, samples):
     """Export a checkpoint for a robot (TorchScript, torch.export or ONNX), parity-checked."""
-    from vismanip.export import FORMATS, export_policy
+    from vismanip.export import export_policy
+    from vismanip.policies.artifact import FORMATS
 
     if out is None:
         out = Path(checkpoint).parent / f"policy{FORMATS[fmt or 'torchscript']}"

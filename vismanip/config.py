@@ -70,6 +70,15 @@ def load_run_config(schema: type[ConfigT], run_dir: str | Path) -> ConfigT:
     return load_config(schema, path)
 
 
+def config_from_dict(schema: type[ConfigT], values: dict) -> ConfigT:
+    """A `schema` dataclass from a stored dict (a run's saved config), type-checked."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), values)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        raise VismanipError(f"bad stored config: {_first_line(error)}") from None
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise VismanipError(f"config file not found: {path}")

@@ -15,21 +15,15 @@ import numpy as np
 import pytest
 from conftest import make_episode, run_cli, write_dataset
 
-from vismanip.algos.dagger import (
-    QueryConfig,
-    _close_worker,
-    _dagger_episode,
-    _init_worker,
-    beta_schedule,
-    labeled_segments,
-)
+from vismanip.algos.dagger import DaggerEpisode, QueryConfig, beta_schedule, labeled_segments
 from vismanip.data.hdf5 import append_demos, write_episode_file
 from vismanip.data.validate import validate_dataset
 from vismanip.envs.tasks import EnvConfig
 from vismanip.errors import VismanipError
-from vismanip.evaluation.evaluate import policy_blob, policy_from_blob
 from vismanip.evaluation.metrics import gaussian_kl
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
+from vismanip.policies.checkpoint import PolicyWeights
+from vismanip.rollout.runner import EpisodeRunner, Scene
 
 
 def test_beta_schedules():
@@ -105,25 +99,20 @@ def test_gaussian_kl_grows_with_distance():
 def test_beta_one_executes_every_expert_action():
     config = ImagePolicyConfig(cameras=["agentview"], lowdim_keys=["robot0_eef_pos"])
     learner = ImagePolicy(config, 32, {"robot0_eef_pos": 3})
-    env_config = EnvConfig(task="lift", cameras=["agentview"], image_size=32)
-    _init_worker(_load(policy_blob(learner)), env_config, "scripted")
-    try:
-        episode, labels = _dagger_episode(seed=3, beta=1.0, query=QueryConfig())
-        assert len(labels) == len(episode) > 0
-        assert all(np.array_equal(a, b) for a, b in zip(episode.actions, labels, strict=True))
-        assert episode.success  # the expert drove the whole episode
-
-        episode, labels = _dagger_episode(seed=3, beta=0.0, query=QueryConfig(every=3))
-        asked = [t for t, label in enumerate(labels) if label is not None]
-        assert asked == list(range(0, len(episode), 3))
-    finally:
-        _close_worker()
-
-
-def _load(blob):
-    from functools import partial
-
-    return partial(policy_from_blob, blob)
+    scene = Scene(EnvConfig(task="lift", cameras=["agentview"], image_size=32))
+    with EpisodeRunner(1) as runner:
+        runner.set_policy(PolicyWeights.of(learner))
+        tasks = [
+            DaggerEpisode(0, 3, 1.0, QueryConfig(), scene, "scripted"),
+            DaggerEpisode(1, 3, 0.0, QueryConfig(every=3), scene, "scripted"),
+        ]
+        (_, driven, driven_stats, _), (_, sparse, sparse_stats, _) = runner.run(tasks, ordered=True)
+    # β = 1: the expert drove the whole episode, and labelled every step of it
+    assert driven_stats["success"] and len(driven) == 1
+    assert driven_stats["labels"] == driven_stats["length"] == len(driven[0]) > 0
+    # β = 0, every 3rd step asked: one-step demos at steps 0, 3, 6, ...
+    assert sparse_stats["labels"] == len(range(0, sparse_stats["length"], 3))
+    assert all(len(segment) == 1 for segment in sparse)
 
 
 @pytest.mark.sim

@@ -20,8 +20,8 @@ from vismanip.envs.objects import (
     place_without_overlap,
 )
 from vismanip.errors import VismanipError
-from vismanip.evaluation.rollout import rollout
 from vismanip.experts import expert_actor
+from vismanip.rollout.episode import rollout
 
 
 def test_sets_are_disjoint_and_known():

@@ -1,12 +1,12 @@
 import pytest
 
-from vismanip.evaluation.evaluate import object_table
 from vismanip.evaluation.metrics import (
     EpisodeResult,
     success_by_object,
     summarize,
     wilson_interval,
 )
+from vismanip.evaluation.report import object_table
 
 
 def test_wilson_interval_known_values():

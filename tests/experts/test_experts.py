@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from vismanip.envs.tasks import EnvConfig, VisionEnv
-from vismanip.evaluation.rollout import rollout
 from vismanip.experts import expert_actor, make_expert
 from vismanip.experts.base import GRIPPER_OPEN, NoisyExpert
+from vismanip.rollout.episode import rollout
 
 pytestmark = pytest.mark.sim
 

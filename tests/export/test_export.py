@@ -15,13 +15,13 @@ from vismanip.algos.bc import RolloutConfig, TrainConfig, TrainerConfig, train
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.data.hdf5 import assemble_dataset, write_episode_file
 from vismanip.errors import VismanipError
-from vismanip.evaluation.evaluate import load_checkpoint, policy_from_blob
-from vismanip.evaluation.rollout import Episode
 from vismanip.export import FORMATS, DeployablePolicy, ExportedArtifact, export_policy
 from vismanip.export.deployable import build_metadata
 from vismanip.export.export import recorded_inputs
 from vismanip.export.formats import PARITY_TOLERANCE, write_artifact
 from vismanip.policies import ImagePolicyConfig
+from vismanip.policies.checkpoint import load_policy
+from vismanip.rollout.episode import Episode
 
 REPO = Path(__file__).resolve().parents[2]
 CAMERAS = ["agentview", "robot0_eye_in_hand"]
@@ -80,8 +80,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _eager(checkpoint: Path) -> DeployablePolicy:
-    blob, _ = load_checkpoint(checkpoint)
-    return DeployablePolicy(policy_from_blob(blob))
+    return DeployablePolicy(load_policy(checkpoint).weights.build())
 
 
 @pytest.mark.parametrize("fmt", FORMAT_PARAMS)

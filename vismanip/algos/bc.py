@@ -6,29 +6,34 @@ the simulator that pick the best checkpoint by success rate rather than by loss.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from vismanip.algos.lightning_helpers import (
+    AtomicCheckpoint,
+    keep_metrics_before_resume,
+    merge_metrics_after_resume,
+)
 from vismanip.config import run_metadata
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
 from vismanip.envs.tasks import TASKS, EnvConfig
 from vismanip.errors import VismanipError
-from vismanip.evaluation.evaluate import (
-    load_checkpoint,
-    load_policy_state,
-    policy_blob,
-    policy_from_blob,
-    run_evaluation,
-)
+from vismanip.evaluation.evaluate import run_evaluation
+from vismanip.evaluation.report import plot_learning_curve
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
+from vismanip.policies.checkpoint import (
+    PolicyWeights,
+    checkpoint_metadata,
+    load_policy,
+    trained_epochs,
+)
+from vismanip.rollout.runner import EpisodeRunner, Scene
 from vismanip.sim2real.augmentation import (
     AugmentationConfig,
     KorniaAugment,
@@ -155,48 +160,39 @@ class BCModule(L.LightningModule):
             group["lr"] = base_lr * factor(schedule.last_epoch)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Enough to rebuild the policy and its env without the training code or dataset.
-        checkpoint["vismanip"] = {
-            "policy": self.policy.describe(),
-            "env_config": asdict(self.env_config) if self.env_config else None,
-            "train_config": asdict(self.config),
-        }
-
-
-class AtomicCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that writes to a temporary file and renames it into place.
-
-    Lightning overwrites last.ckpt in place, so a kill during the write leaves a truncated
-    file that --resume cannot load; a rename is atomic, so the old checkpoint survives.
-    """
-
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        temporary = f"{filepath}.tmp"
-        super()._save_checkpoint(trainer, temporary)
-        os.replace(temporary, filepath)
-        self._last_checkpoint_saved = filepath
+        checkpoint["vismanip"] = checkpoint_metadata(self.policy, self.env_config, self.config)
 
 
 class RolloutCallback(Callback):
-    """Every N epochs: roll the current policy out and log `rollout/success_rate`."""
+    """Every N epochs: roll the current policy out and log `rollout/success_rate`.
+
+    Its workers live for the whole fit (built at the first rollout epoch) and receive the
+    new weights each time, instead of a fresh process pool per evaluation.
+    """
 
     def __init__(self, config: RolloutConfig, env_config: EnvConfig) -> None:
         self.config = config
         self.env_config = env_config
+        self.runner: EpisodeRunner | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: BCModule) -> None:
         epoch = trainer.current_epoch + 1
         if epoch % self.config.every_n_epochs:
             return
+        if self.runner is None:
+            self.runner = EpisodeRunner(
+                self.config.workers, gl_backend=self.env_config.render.backend
+            )
+        self.runner.set_policy(PolicyWeights.of(module.policy))
         summary = run_evaluation(
-            partial(policy_from_blob, policy_blob(module.policy)),
-            self.env_config,
-            self.config.episodes,
-            self.config.workers,
-            self.config.seed,
+            self.runner, Scene(self.env_config), self.config.episodes, self.config.seed
         ).summary
         module.log("rollout/success_rate", summary["success_rate"], prog_bar=True)
-        module.policy.train()
+
+    def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
 
 
 def env_config_for(env_args: dict, cameras: list[str], image_size: int, task: str) -> EnvConfig:
@@ -217,27 +213,20 @@ def env_config_for(env_args: dict, cameras: list[str], image_size: int, task: st
     return EnvConfig(task=task, cameras=cameras, image_size=image_size)
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Train (or resume) a BC run in `config.output_dir`; returns the best checkpoint path."""
+@dataclass
+class BCSetup:
+    """What a BC config builds: the policy (normalised on the data), the data and the env."""
+
+    policy: ImagePolicy
+    data: DemoDataModule
+    env_config: EnvConfig | None
+
+
+def build(config: TrainConfig) -> BCSetup:
+    """Policy + data + augmentation from a config; fills `config.policy.cameras` from the
+    data when empty. DAgger retrains and GAIL's BC term reuse it."""
     if not config.data:
         raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
-    run_dir = Path(config.output_dir)
-    last = run_dir / "last.ckpt"
-    if last.exists() and not resume:
-        raise VismanipError(
-            f"{run_dir} already holds a run; continue it with --resume {run_dir}, or pick another output_dir"
-        )
-    if resume and not last.exists():
-        raise VismanipError(f"{run_dir}: no last.ckpt to resume from")
-    if resume:
-        trained = torch.load(last, map_location="cpu", weights_only=False)["epoch"] + 1
-        if trained > config.trainer.max_epochs:
-            raise VismanipError(
-                f"{run_dir} has trained {trained} epochs already; "
-                f"trainer.max_epochs={config.trainer.max_epochs} would train fewer"
-            )
-    L.seed_everything(config.seed, workers=True, verbose=False)
-
     image_size, lowdim_dims, cameras, env_args = dataset_shapes(config.data)
     if not config.policy.cameras:
         config.policy.cameras = cameras
@@ -271,12 +260,36 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if config.init_checkpoint:
         _load_initial_weights(policy, config.init_checkpoint)
     policy.set_action_range(*data.train_set.action_range())
-    rollouts = config.rollout.every_n_epochs > 0
     env_config = (
         env_config_for(env_args, config.policy.cameras, image_size, config.task)
-        if rollouts or config.task
+        if config.rollout.every_n_epochs > 0 or config.task
         else None
     )
+    return BCSetup(policy, data, env_config)
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train (or resume) a BC run in `config.output_dir`; returns the best checkpoint path."""
+    if not config.data:
+        raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
+    run_dir = Path(config.output_dir)
+    last = run_dir / "last.ckpt"
+    if last.exists() and not resume:
+        raise VismanipError(
+            f"{run_dir} already holds a run; continue it with --resume {run_dir}, or pick another output_dir"
+        )
+    if resume and not last.exists():
+        raise VismanipError(f"{run_dir}: no last.ckpt to resume from")
+    if resume:
+        trained = trained_epochs(last)
+        if trained > config.trainer.max_epochs:
+            raise VismanipError(
+                f"{run_dir} has trained {trained} epochs already; "
+                f"trainer.max_epochs={config.trainer.max_epochs} would train fewer"
+            )
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    setup = build(config)
+    rollouts = config.rollout.every_n_epochs > 0
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
@@ -285,7 +298,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         ("rollout/success_rate", "max")
         if rollouts
         else ("val/loss", "min")
-        if data.valid_set
+        if setup.data.valid_set
         else ("train/loss_epoch", "min")
     )
     callbacks: list[Callback] = [
@@ -314,7 +327,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         LearningRateMonitor(logging_interval="epoch"),  # the schedule, in the logs
     ]
     if rollouts:
-        callbacks.insert(0, RolloutCallback(config.rollout, env_config))
+        assert setup.env_config is not None
+        callbacks.insert(0, RolloutCallback(config.rollout, setup.env_config))
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_epochs=config.trainer.max_epochs,
@@ -330,93 +344,23 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         deterministic=False,
         enable_model_summary=False,
     )
-    module = BCModule(policy, config, env_config)
-    metrics = run_dir / "logs" / "metrics.csv"
-    earlier = run_dir / "logs" / "metrics_before_resume.csv"
-    if resume:  # Lightning's CSVLogger starts a resumed run's metrics.csv afresh: keep the
-        # earlier rows on disk first, so that killing the resumed run loses none of them
-        _write_metrics(earlier, _read_metrics(earlier) + _read_metrics(metrics))
-        metrics.unlink(missing_ok=True)
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
-    if earlier.exists():
-        _write_metrics(metrics, _read_metrics(earlier) + _read_metrics(metrics))
-        earlier.unlink()
+    module = BCModule(setup.policy, config, setup.env_config)
+    if resume:
+        keep_metrics_before_resume(run_dir)
+    trainer.fit(module, datamodule=setup.data, ckpt_path=str(last) if resume else None)
+    metrics = merge_metrics_after_resume(run_dir)
     plot_learning_curve(metrics, run_dir / "learning_curve.png")
     return run_dir / "best.ckpt"
 
 
-def _read_metrics(path: Path) -> list[dict[str, str]]:
-    import csv
-
-    if not path.exists():
-        return []
-    with path.open(newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def _write_metrics(path: Path, rows: list[dict[str, str]]) -> None:
-    """Rewrite Lightning's CSV log with every row (the union of columns), atomically."""
-    import csv
-
-    rows = [dict(row) for row in dict.fromkeys(tuple(row.items()) for row in rows)]  # no repeats
-    if not rows:
-        return
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, path)
-
-
 def _load_initial_weights(policy: ImagePolicy, checkpoint: str) -> None:
-    blob, _ = load_checkpoint(checkpoint)
-    if blob[0] != policy.describe():
+    weights = load_policy(checkpoint).weights
+    if weights.description != policy.describe():
         raise VismanipError(
             f"init_checkpoint {checkpoint}: its policy (cameras, sizes, architecture) differs "
             "from the one this config builds"
         )
-    load_policy_state(policy, blob[1])
+    weights.load_into(policy)
 
 
-def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
-    """Loss per epoch (train, valid) and rollout success, from Lightning's CSV log."""
-    import csv
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not metrics_csv.exists():
-        return
-    series: dict[str, dict[int, float]] = {}
-    with metrics_csv.open() as file:
-        for row in csv.DictReader(file):
-            for key in ("train/loss_epoch", "val/loss", "rollout/success_rate"):
-                if row.get(key):
-                    series.setdefault(key, {})[int(row["epoch"]) + 1] = float(row[key])
-    figure, loss_axis = plt.subplots(figsize=(7, 4))
-    for key in ("train/loss_epoch", "val/loss"):
-        if key in series:
-            loss_axis.plot(list(series[key]), list(series[key].values()), label=key)
-    loss_axis.set_xlabel("epoch")
-    loss_axis.set_ylabel("loss")
-    loss_axis.set_yscale("log")
-    if "rollout/success_rate" in series:
-        success_axis = loss_axis.twinx()
-        points = series["rollout/success_rate"]
-        success_axis.plot(
-            list(points), list(points.values()), "o-", color="tab:green", label="rollout success"
-        )
-        success_axis.set_ylim(-0.02, 1.02)
-        success_axis.set_ylabel("rollout success rate")
-        success_axis.legend(loc="upper right")
-    loss_axis.legend(loc="upper left")
-    figure.tight_layout()
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
-
-
-__all__ = ["TrainConfig", "train"]
+__all__ = ["BCSetup", "TrainConfig", "build", "train"]

@@ -19,10 +19,8 @@ import importlib
 import json
 import shutil
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
-from itertools import islice
 from pathlib import Path
 
 import h5py
@@ -30,25 +28,20 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from vismanip.algos.bc import (
-    OptimConfig,
-    RolloutConfig,
-    TrainConfig,
-    TrainerConfig,
-    train,
-)
-from vismanip.config import load_run_config, run_metadata
+from vismanip.algos.bc import OptimConfig, RolloutConfig, TrainConfig, TrainerConfig, train
+from vismanip.config import config_from_dict, load_run_config, run_metadata
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.data.hdf5 import append_demos, demo_names, open_dataset, write_episode_file
-from vismanip.envs.tasks import EnvConfig, VisionEnv, task_spec
+from vismanip.envs.tasks import VisionEnv, task_spec
 from vismanip.errors import VismanipError
-from vismanip.evaluation.evaluate import load_checkpoint, policy_from_blob, run_evaluation
+from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.metrics import gaussian_kl
-from vismanip.evaluation.rollout import Actor, Episode, episode_seed, rollout
-from vismanip.evaluation.workers import worker_pool
+from vismanip.evaluation.report import dagger_table, plot_dagger_rounds
 from vismanip.experts import expert_actor
 from vismanip.policies import ImagePolicyConfig
-from vismanip.sim2real.augmentation import AugmentationConfig
+from vismanip.policies.checkpoint import PolicyWeights, load_policy
+from vismanip.rollout.episode import ActionWithExtras, Actor, Episode, episode_seed, rollout
+from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
 
 DAGGER_STREAM = 2  # episode seeds apart from collection (0) and evaluation (1)
 
@@ -125,8 +118,7 @@ def expert_factory(spec: str, task: str) -> Callable[[VisionEnv], Actor]:
     if spec == "scripted":
         return partial(expert_actor, task)
     if spec.startswith("checkpoint:"):  # another (e.g. privileged or larger) trained policy
-        blob, _ = load_checkpoint(spec.removeprefix("checkpoint:"))
-        return partial(_policy_expert, blob)
+        return partial(_policy_expert, load_policy(spec.removeprefix("checkpoint:")).weights)
     module_name, _, attribute = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
@@ -138,8 +130,8 @@ def expert_factory(spec: str, task: str) -> Callable[[VisionEnv], Actor]:
     return partial(factory, task)
 
 
-def _policy_expert(blob: tuple, env: VisionEnv) -> Actor:
-    return policy_from_blob(blob).select_action
+def _policy_expert(weights: PolicyWeights, env: VisionEnv) -> Actor:
+    return weights.build().select_action
 
 
 def labeled_segments(episode: Episode, labels: list[np.ndarray | None]) -> list[Episode]:
@@ -180,63 +172,66 @@ def visited_states(observations: Mapping, object_key: str) -> np.ndarray:
     )
 
 
-# --------------------------------------------------------------------------- rollout workers
-
-_worker: tuple | None = None
+# --------------------------------------------------------------------------- one episode
 
 
-def _init_worker(load_policy: Callable, env_config: EnvConfig, expert: str) -> None:
-    global _worker
-    env = VisionEnv(env_config)
-    _worker = (load_policy(), env, expert_factory(expert, env_config.task))
+@dataclass
+class DaggerEpisode:
+    """Runner task: one β-mixture episode with the worker's learner, labelled by the expert.
 
+    Returns the episode's labelled demos, its stats and the scene's model XML.
+    """
 
-def _close_worker() -> None:
-    global _worker
-    if _worker is not None:
-        _worker[1].close()
-        _worker = None
+    index: int
+    seed: int
+    beta: float
+    query: QueryConfig
+    scene: Scene
+    expert: str
 
+    def __call__(self, worker: RolloutWorker) -> tuple[int, list[Episode], dict, str]:
+        env = worker.env(self.scene)
+        task = self.scene.env.task
+        make_expert = worker.cached(
+            ("expert", self.expert, task), lambda: expert_factory(self.expert, task)
+        )
+        learner = worker.policy
+        learner.reset()
+        episode = rollout(env, self._mixture(learner, make_expert(env)), self.seed, record=True)
+        labels = episode.extras["label"]
+        stats = {
+            "index": self.index,
+            "seed": self.seed,
+            "success": episode.success,
+            "length": len(episode),
+            "labels": sum(label is not None for label in labels),
+            "states": visited_states(episode.observations, env.spec.object_key).tolist(),
+        }
+        return self.index, labeled_segments(episode, labels), stats, env.model_xml()
 
-def _dagger_episode(seed: int, beta: float, query: QueryConfig) -> tuple[Episode, list]:
-    """One β-mixture episode; returns it and the expert's label per step (None: not asked)."""
-    assert _worker is not None
-    learner, env, make_expert = _worker
-    learner.reset()
-    expert = make_expert(env)
-    coin = np.random.default_rng([seed, DAGGER_STREAM])
-    labels: list[np.ndarray | None] = []
+    def _mixture(self, learner, expert: Actor) -> Actor:
+        """Execute the expert's action with probability β, else the learner's; keep the
+        expert's label (None: not asked) as the step's extra."""
+        coin = np.random.default_rng([self.seed, DAGGER_STREAM])
+        beta, query = self.beta, self.query
+        step = 0
 
-    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
-        proposed = learner.select_action(obs)
-        wanted = len(labels) % query.every == 0
-        label = np.asarray(expert(obs), dtype=np.float64) if wanted or beta > 0 else None
-        executed = label if beta > 0 and coin.random() < beta else proposed
-        if (
-            wanted
-            and query.disagreement > 0
-            and np.abs(proposed - label).max() <= query.disagreement
-        ):
-            wanted = False  # the learner already agrees: save the label
-        labels.append(label if wanted else None)
-        return executed
+        def act(obs: dict[str, np.ndarray]) -> ActionWithExtras:
+            nonlocal step
+            proposed = learner.select_action(obs)
+            wanted = step % query.every == 0
+            step += 1
+            label = np.asarray(expert(obs), dtype=np.float64) if wanted or beta > 0 else None
+            executed = label if beta > 0 and coin.random() < beta else proposed
+            if (
+                wanted
+                and query.disagreement > 0
+                and np.abs(proposed - label).max() <= query.disagreement
+            ):
+                wanted = False  # the learner already agrees: save the label
+            return ActionWithExtras(executed, {"label": label if wanted else None})
 
-    return rollout(env, act, seed, record=True), labels
-
-
-def _run_episode(index: int, seed: int, beta: float, query: QueryConfig) -> tuple:
-    episode, labels = _dagger_episode(seed, beta, query)
-    assert _worker is not None
-    object_key = _worker[1].spec.object_key
-    stats = {
-        "index": index,
-        "seed": seed,
-        "success": episode.success,
-        "length": len(episode),
-        "labels": sum(label is not None for label in labels),
-        "states": visited_states(episode.observations, object_key).tolist(),
-    }
-    return index, labeled_segments(episode, labels), stats, _worker[1].model_xml()
+        return act
 
 
 # --------------------------------------------------------------------------- the loop
@@ -274,23 +269,16 @@ class DaggerRun:
             raise VismanipError(f"query.every must be at least 1, not {config.query.every}")
         if not config.init:
             raise VismanipError("no initial policy: pass init=runs/<bc_run>/best.ckpt")
-        blob, stored = load_checkpoint(config.init)
-        self.init_train = stored.get("train_config") or {}
+        init = load_policy(config.init)
+        self.init_train = init.train_config or {}
+        self.policy_config = ImagePolicyConfig(**init.description["config"])
         self.data = Path(config.data or self.init_train.get("data", ""))
         if not self.data.is_file():
             raise VismanipError(f"expert demos {self.data or '(none)'} not found: pass data=PATH")
-        stored_env = stored.get("env_config") or {}
-        task = config.task or stored_env.get("task", "")
-        task_spec(task)
+        self.env_config = init.env_for(config.task)
+        task = self.env_config.task
         expert_factory(config.expert, task)  # fail now, not in a worker
-        description = blob[0]
-        self.env_config = replace(
-            EnvConfig.from_dict(stored_env),
-            task=task,
-            cameras=description["config"]["cameras"],
-            image_size=description["image_size"],
-        )
-        self.policy_config = description["config"]
+        self.scene = Scene(self.env_config)
         self.object_key = task_spec(task).object_key
         self.aggregated = self.dir / "aggregated.hdf5"
         self.history_path = self.dir / "dagger.json"
@@ -304,12 +292,16 @@ class DaggerRun:
         if not self.aggregated.exists():
             self._start_aggregate()
         history = self._history()
-        if not history:
-            history.append(self._evaluate(0, Path(self.config.init), labels_round=None))
-            self._save(history)
-        for round_index in range(len(history), self.config.rounds + 1):
-            history.append(self._round(round_index, history))
-            self._save(history)
+        # One set of workers for every round: each round only sends them new weights.
+        with EpisodeRunner(self.config.workers, gl_backend=self.env_config.render.backend) as (
+            self.runner
+        ):
+            if not history:
+                history.append(self._evaluate(0, Path(self.config.init), labels_round=None))
+                self._save(history)
+            for round_index in range(len(history), self.config.rounds + 1):
+                history.append(self._round(round_index, history))
+                self._save(history)
         return history
 
     def _round(self, k: int, history: list[dict]) -> dict:
@@ -333,34 +325,26 @@ class DaggerRun:
         folder = self.dir / f"round_{k}" / "episodes"
         folder.mkdir(parents=True, exist_ok=True)
         done = {int(p.stem.split("_")[1]) for p in folder.glob("episode_*.json")}
-        todo = iter([i for i in range(self.config.episodes_per_round) if i not in done])
+        todo = [i for i in range(self.config.episodes_per_round) if i not in done]
         remaining = self.config.episodes_per_round - len(done)
         if remaining:
-            blob, _ = load_checkpoint(learner)
-            workers = min(self.config.workers, remaining)
-            with (
-                worker_pool(
-                    workers,
-                    _init_worker,
-                    (partial(policy_from_blob, blob), self.env_config, self.config.expert),
-                    _close_worker,
-                    self.env_config.render.backend,
-                ) as pool,
-                tqdm(total=remaining, desc=f"round {k} (β={beta:.2f})", unit="ep") as progress,
+            self.runner.set_policy(load_policy(learner).weights)
+            tasks = (
+                DaggerEpisode(
+                    i,
+                    episode_seed(self.config.seed, k * 100_000 + i, DAGGER_STREAM),
+                    beta,
+                    self.config.query,
+                    self.scene,
+                    self.config.expert,
+                )
+                for i in todo
+            )
+            # Each episode is stored as soon as it ends: a kill loses only those running.
+            for result in tqdm(
+                self.runner.run(tasks), total=remaining, desc=f"round {k} (β={beta:.2f})", unit="ep"
             ):
-                # A few episodes in flight at a time, each stored as soon as it ends: a kill
-                # loses only the episodes still running.
-                running: set[Future] = set()
-                while True:
-                    for i in islice(todo, 2 * workers - len(running)):
-                        seed = episode_seed(self.config.seed, k * 100_000 + i, DAGGER_STREAM)
-                        running.add(pool.submit(_run_episode, i, seed, beta, self.config.query))
-                    if not running:
-                        break
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        _store_episode(folder, *future.result())
-                        progress.update()
+                _store_episode(folder, *result)
         return [
             json.loads((folder / f"episode_{i:04d}.json").read_text())
             for i in range(self.config.episodes_per_round)
@@ -398,19 +382,20 @@ class DaggerRun:
         finished = run_dir / "finished"
         if finished.exists():
             return run_dir / "last.ckpt"
-        config = TrainConfig(
+        # The init run's settings (policy, augmentation), retargeted at the aggregate.
+        config = replace(
+            config_from_dict(TrainConfig, self.init_train),
             data=str(self.aggregated),
             output_dir=str(run_dir),
             seed=self.config.seed + k,
             task=self.env_config.task,
-            augmentation=AugmentationConfig(**self.init_train.get("augmentation", {})),
+            policy=self.policy_config,
             init_checkpoint=str(learner) if self.config.retrain == "warm" else "",
             loader=self.config.loader,
             optim=self.config.optim,
             trainer=TrainerConfig(max_epochs=self.config.epochs_per_round),
             rollout=RolloutConfig(every_n_epochs=0),
         )
-        config.policy = ImagePolicyConfig(**self.policy_config)
         resume = (run_dir / "last.ckpt").exists()
         if resume:
             config = load_run_config(TrainConfig, run_dir)
@@ -419,14 +404,9 @@ class DaggerRun:
         return run_dir / "last.ckpt"
 
     def _evaluate(self, k: int, checkpoint: Path, labels_round: int | None) -> dict:
-        blob, _ = load_checkpoint(checkpoint)
+        self.runner.set_policy(load_policy(checkpoint).weights)
         summary = run_evaluation(
-            partial(policy_from_blob, blob),
-            self.env_config,
-            self.config.eval_episodes,
-            self.config.workers,
-            self.config.seed,
-            show_progress=True,
+            self.runner, self.scene, self.config.eval_episodes, self.config.seed, show_progress=True
         ).summary
         with open_dataset(self.aggregated) as file:
             attrs = file["data"].attrs
@@ -452,57 +432,8 @@ class DaggerRun:
         tmp = self.history_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"task": self.env_config.task, "rounds": history}, indent=2))
         tmp.replace(self.history_path)
-        (self.dir / "dagger.md").write_text(markdown_table(history))
-        plot_rounds(history, self.dir / "dagger.png")
-
-
-def markdown_table(history: list[dict]) -> str:
-    lines = [
-        "| round | β | labels (round / total) | success (95% CI) | horizon-to-failure | rollout success | state KL |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for h in history:
-        low, high = h["success_ci95"]
-        beta = f"{h['beta']:.2f}" if "beta" in h else "–"
-        rollout_success = f"{100 * h['rollout_success']:.0f}%" if "rollout_success" in h else "–"
-        kl = f"{h['divergence_kl']:.2f}" if "divergence_kl" in h else "–"
-        hfail = f"{h['horizon_to_failure']:.0f}" if h["horizon_to_failure"] is not None else "–"
-        labels = (
-            f"{h['labels_round']} / {h['labels_total']}"
-            if h["labels_round"] is not None
-            else f"demos / {h['labels_total']}"
-        )
-        lines.append(
-            f"| {h['round']} | {beta} | {labels} | {100 * h['success_rate']:.0f}% "
-            f"({100 * low:.0f}–{100 * high:.0f}%) | {hfail} | {rollout_success} | {kl} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def plot_rounds(history: list[dict], out: Path) -> None:
-    """Success vs expert labels, and state divergence per round."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    labels = [h["labels_total"] for h in history]
-    success = [h["success_rate"] for h in history]
-    low = [h["success_ci95"][0] for h in history]
-    high = [h["success_ci95"][1] for h in history]
-    left.fill_between(labels, low, high, alpha=0.2)
-    left.plot(labels, success, "o-")
-    left.set_xlabel("expert labels (total)")
-    left.set_ylabel("success rate")
-    left.set_ylim(-0.02, 1.02)
-    rounds = [h["round"] for h in history if "divergence_kl" in h]
-    right.plot(rounds, [h["divergence_kl"] for h in history if "divergence_kl" in h], "o-")
-    right.set_xlabel("round")
-    right.set_ylabel("KL(visited || expert), eef + object position")
-    figure.tight_layout()
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
+        (self.dir / "dagger.md").write_text(dagger_table(history))
+        plot_dagger_rounds(history, self.dir / "dagger.png")
 
 
 def dagger(config: DaggerConfig, resume: bool = False) -> list[dict]:

@@ -13,20 +13,19 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
-from itertools import count, islice
+from itertools import count
 from pathlib import Path
 
 from tqdm import tqdm
 
 from vismanip.config import run_metadata
 from vismanip.data.hdf5 import assemble_dataset, demo_names, open_dataset, write_episode_file
-from vismanip.envs.tasks import EnvConfig, VisionEnv, env_args_json
+from vismanip.envs.tasks import EnvConfig, env_args_json
 from vismanip.errors import VismanipError
-from vismanip.evaluation.rollout import episode_seed, rollout
-from vismanip.evaluation.workers import worker_pool
 from vismanip.experts import expert_actor, expert_name
+from vismanip.rollout.episode import episode_seed, rollout
+from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
 from vismanip.sim2real.randomization import RandomizationConfig
 
 # Give up when the expert fails this often: something is wrong with the task or expert.
@@ -184,71 +183,49 @@ def _run_attempts(
     first: int,
 ) -> Iterator[bool]:
     """Run attempts not yet in `finished` (in order), recording each; yield their success."""
+    if _enough(finished, existing, first, config):
+        return
     budget = first + MAX_ATTEMPTS_PER_DEMO * config.episodes + 10
-    todo = (attempt for attempt in count(first) if attempt not in finished and attempt < budget)
-    running: set[Future] = set()
-    with worker_pool(
-        config.workers, _init_worker, (config, parts), _close_worker, config.env.render.backend
-    ) as executor:
-        while not _enough(finished, existing, first, config):
-            for attempt in islice(todo, 2 * config.workers - len(running)):
-                running.add(executor.submit(_run_in_worker, attempt))
-            if not running:
-                raise VismanipError(
-                    f"the expert failed too often: {budget - first} attempts gave fewer than "
-                    f"{config.episodes} demos (finished episodes are kept in {parts})"
-                )
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                attempt, success = future.result()
-                finished[attempt] = success
-                yield success
-        for future in running:
-            future.cancel()
+    scene = Scene(config.env, config.randomization)
+    todo = (
+        CollectAttempt(attempt, scene, config.seed, config.expert_noise, config.keep_failed, parts)
+        for attempt in count(first)
+        if attempt not in finished and attempt < budget
+    )
+    with EpisodeRunner(config.workers, gl_backend=config.env.render.backend) as runner:
+        for attempt, success in runner.run(todo):
+            finished[attempt] = success
+            yield success
+            if _enough(finished, existing, first, config):
+                return
+    raise VismanipError(
+        f"the expert failed too often: {budget - first} attempts gave fewer than "
+        f"{config.episodes} demos (finished episodes are kept in {parts})"
+    )
 
 
-class _Worker:
-    """Owns one env (and GL context) and runs attempts in it."""
+@dataclass
+class CollectAttempt:
+    """Runner task: the expert's episode for one attempt, stored in `parts` as it ends."""
 
-    def __init__(self, config: CollectConfig, parts: Path) -> None:
-        self.config = config
-        self.parts = parts
-        self.env = VisionEnv(config.env, config.randomization)
-        self.model_xml = self.env.model_xml()
+    attempt: int
+    scene: Scene
+    base_seed: int
+    expert_noise: float
+    keep_failed: bool
+    parts: Path
 
-    def run(self, attempt: int) -> bool:
-        seed = episode_seed(self.config.seed, attempt)
-        actor = expert_actor(self.config.env.task, self.env, self.config.expert_noise, seed)
-        episode = rollout(self.env, actor, seed)
-        if episode.success or self.config.keep_failed:
-            path = _attempt_path(self.parts, attempt, kept=True)
-            write_episode_file(path, episode, attempt, self.model_xml)
+    def __call__(self, worker: RolloutWorker) -> tuple[int, bool]:
+        env = worker.env(self.scene)
+        seed = episode_seed(self.base_seed, self.attempt)
+        actor = expert_actor(self.scene.env.task, env, self.expert_noise, seed)
+        episode = rollout(env, actor, seed)
+        if episode.success or self.keep_failed:
+            path = _attempt_path(self.parts, self.attempt, kept=True)
+            write_episode_file(path, episode, self.attempt, env.model_xml())
         else:
-            _attempt_path(self.parts, attempt, kept=False).touch()
-        return episode.success
-
-    def close(self) -> None:
-        self.env.close()
-
-
-_worker: _Worker | None = None
-
-
-def _init_worker(config: CollectConfig, parts: Path) -> None:
-    global _worker
-    _worker = _Worker(config, parts)
-
-
-def _close_worker() -> None:
-    global _worker
-    if _worker is not None:
-        _worker.close()
-        _worker = None
-
-
-def _run_in_worker(attempt: int) -> tuple[int, bool]:
-    assert _worker is not None
-    return attempt, _worker.run(attempt)
+            _attempt_path(self.parts, self.attempt, kept=False).touch()
+        return self.attempt, episode.success
 
 
 def _assemble(

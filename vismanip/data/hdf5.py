@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from vismanip.errors import VismanipError
-from vismanip.evaluation.rollout import Episode
+from vismanip.rollout.episode import Episode
 
 # Our images are upright (row 0 = top, OpenCV). robosuite's default writes them upside
 # down ("opengl"); a file without this attribute is assumed to come from there.

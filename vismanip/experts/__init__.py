@@ -13,7 +13,7 @@ from vismanip.experts.pick_place import PickPlaceExpert
 
 if TYPE_CHECKING:
     from vismanip.envs import VisionEnv
-    from vismanip.evaluation.rollout import Actor
+    from vismanip.rollout.episode import Actor
 
 
 PLACE_INSET_M = 0.05  # keep the placed object this far inside its target area

@@ -2,7 +2,7 @@
 
 from vismanip.export.deployable import DeployablePolicy, build_metadata
 from vismanip.export.export import ExportReport, export_policy
-from vismanip.export.formats import FORMATS, ExportedArtifact, ExportedPolicyActor
+from vismanip.policies.artifact import FORMATS, ExportedArtifact, ExportedPolicyActor
 
 __all__ = [
     "FORMATS",

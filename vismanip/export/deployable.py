@@ -19,7 +19,6 @@ import vismanip
 from vismanip.envs.tasks import OSC_OUTPUT_MAX, EnvConfig
 from vismanip.policies import ImagePolicy
 
-METADATA_FILE = "vismanip.json"  # name of the metadata entry inside every artifact
 METADATA_VERSION = 1
 
 ACTION_MEANING = [

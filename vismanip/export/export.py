@@ -15,18 +15,12 @@ import torch
 
 from vismanip.data.datamodule import DemoDataset
 from vismanip.data.hdf5 import demo_names, open_dataset
-from vismanip.envs.tasks import EnvConfig
 from vismanip.errors import VismanipError
-from vismanip.evaluation.evaluate import load_checkpoint, policy_from_blob
 from vismanip.export.deployable import DeployablePolicy, build_metadata, example_inputs
-from vismanip.export.formats import (
-    FORMATS,
-    PARITY_TOLERANCE,
-    ExportedArtifact,
-    format_of,
-    write_artifact,
-)
+from vismanip.export.formats import PARITY_TOLERANCE, write_artifact
 from vismanip.policies import ImagePolicy
+from vismanip.policies.artifact import FORMATS, ExportedArtifact, format_of
+from vismanip.policies.checkpoint import load_policy
 
 
 @dataclass
@@ -90,18 +84,17 @@ def export_policy(
         raise VismanipError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
     if out.suffix != FORMATS[fmt]:
         raise VismanipError(f"{out}: a {fmt} artifact must end in {FORMATS[fmt]}")
-    blob, stored = load_checkpoint(checkpoint)
-    train_config = stored.get("train_config")
+    loaded = load_policy(checkpoint)
+    weights, train_config = loaded.weights, loaded.train_config
     data_path = Path(data or (train_config or {}).get("data") or "")
     if not data_path.is_file():
         raise VismanipError(
             f"parity check needs recorded observations: {data_path or 'no dataset'} not found; "
             "pass --data PATH (an HDF5 with the policy's obs keys)"
         )
-    policy = policy_from_blob(blob)
-    env_config = EnvConfig.from_dict(stored["env_config"]) if stored.get("env_config") else None
+    policy = weights.build()
     module = DeployablePolicy(policy)
-    metadata = build_metadata(policy, env_config, train_config, fmt)
+    metadata = build_metadata(policy, loaded.env_config, train_config, fmt)
     inputs = recorded_inputs(policy, data_path, samples)
 
     unverified = out.with_name(f"{out.stem}.unverified{out.suffix}")

@@ -1,15 +1,31 @@
-"""The one rollout loop: collection, evaluation, DAgger and GAIL all step episodes here."""
+"""The one rollout loop: collection, evaluation, DAgger and GAIL all step episodes here.
+
+An actor is any `obs -> action` callable. An actor that returns `ActionWithExtras` also
+hands the loop per-step values an algorithm wants kept beside the action (GAIL's policy
+features and log-probabilities, DAgger's expert label): they land in `Episode.extras`,
+one list per name, so no job needs its own loop or tuple shape.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from vismanip.envs.tasks import VisionEnv
 
-Actor = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+@dataclass
+class ActionWithExtras:
+    """An actor's answer with per-step values to keep (`Episode.extras[name][t]`)."""
+
+    action: np.ndarray
+    extras: dict[str, Any]
+
+
+Actor = Callable[[dict[str, np.ndarray]], "np.ndarray | ActionWithExtras"]
 
 # Separate seed streams, so evaluation never replays the scenes demos were collected in.
 COLLECT_STREAM, EVAL_STREAM = 0, 1
@@ -40,6 +56,7 @@ class Episode:
     first_obs: dict[str, np.ndarray] = field(default_factory=dict)  # kept even unrecorded
     randomization: list[dict] = field(default_factory=list)  # env.randomization_events
     eef_positions: list[np.ndarray] = field(default_factory=list)  # kept even unrecorded
+    extras: dict[str, list[Any]] = field(default_factory=dict)  # per step, from the actor
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -66,7 +83,12 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
     done = False
     while not done:
         state = env.sim_state() if record else None
-        action = np.asarray(actor(obs), dtype=np.float64)
+        answer = actor(obs)
+        if isinstance(answer, ActionWithExtras):
+            for name, value in answer.extras.items():
+                episode.extras.setdefault(name, []).append(value)
+            answer = answer.action
+        action = np.asarray(answer, dtype=np.float64)
         obs, reward, done, info = env.step(action)
         episode.eef_positions.append(obs["robot0_eef_pos"])
         episode.success = info["success"]

@@ -1,0 +1,68 @@
+"""Lightning helpers every training loop here shares: a crash-safe checkpoint callback and a
+CSV learning curve that survives `--resume` (Lightning starts a resumed run's CSV afresh)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that writes to a temporary file and renames it into place.
+
+    Lightning overwrites last.ckpt in place, so a kill during the write leaves a truncated
+    file that --resume cannot load; a rename is atomic, so the old checkpoint survives.
+    """
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        temporary = f"{filepath}.tmp"
+        super()._save_checkpoint(trainer, temporary)
+        os.replace(temporary, filepath)
+        self._last_checkpoint_saved = filepath
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def write_metrics(path: Path, rows: list[dict[str, str]]) -> None:
+    """Rewrite Lightning's CSV log with every row (the union of columns), atomically."""
+    rows = [dict(row) for row in dict.fromkeys(tuple(row.items()) for row in rows)]  # no repeats
+    if not rows:
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def keep_metrics_before_resume(run_dir: Path) -> None:
+    """Before a resumed fit: move the earlier rows aside, so that killing the resumed run
+    loses none of them (Lightning rewrites metrics.csv from scratch)."""
+    metrics, earlier = _metrics_paths(run_dir)
+    write_metrics(earlier, read_metrics(earlier) + read_metrics(metrics))
+    metrics.unlink(missing_ok=True)
+
+
+def merge_metrics_after_resume(run_dir: Path) -> Path:
+    """After a fit: one metrics.csv with the earlier rows and the new ones; returns it."""
+    metrics, earlier = _metrics_paths(run_dir)
+    if earlier.exists():
+        write_metrics(metrics, read_metrics(earlier) + read_metrics(metrics))
+        earlier.unlink()
+    return metrics
+
+
+def _metrics_paths(run_dir: Path) -> tuple[Path, Path]:
+    logs = run_dir / "logs"
+    return logs / "metrics.csv", logs / "metrics_before_resume.csv"

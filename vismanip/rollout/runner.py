@@ -1,0 +1,314 @@
+"""EpisodeRunner: the one way to run many seeded episodes in parallel.
+
+Collection, evaluation (and training's rollouts), DAgger and GAIL hand it *tasks*: small
+picklable callables `task(worker) -> result` that run one episode inside a worker. A
+worker is persistent: it builds its env and GL context once (again only when a task asks
+for another scene) and keeps them across `run` calls; a new policy (weights or a loader)
+is sent to each worker once, before its next task, not once per episode. This matters
+because a fresh process costs about 4 s here (robosuite import, GL probe, env build),
+and GAIL asks for thousands of rollout batches with new weights each time.
+
+Backends are the seam for where workers live: `local` runs one spawned process per worker
+(spawn, not fork: GL contexts and robosuite's renderers do not survive a fork), or
+everything in the calling process when there is one worker (no pickling, easy to debug).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing import get_context
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol, TypeVar
+
+from vismanip.envs.rendering import ensure_gl_backend
+from vismanip.envs.tasks import EnvConfig, VisionEnv
+from vismanip.errors import VismanipError
+from vismanip.policies.checkpoint import PolicyWeights
+from vismanip.sim2real.randomization import RandomizationConfig
+
+Result = TypeVar("Result")
+T = TypeVar("T")
+# What a worker acts with: weights of an ImagePolicy (rebuilt in the worker, or loaded into
+# the one it has when only the numbers changed), or a picklable zero-argument loader, e.g.
+# partial(ExportedPolicyActor, path), for anything else with reset()/select_action().
+PolicySource = PolicyWeights | Callable[[], Any]
+BACKENDS = ("local",)
+# Tasks queued per worker: one running and one waiting, so a worker never idles between
+# episodes while the parent reads the last result.
+IN_FLIGHT_PER_WORKER = 2
+
+
+@dataclass
+class Scene:
+    """Where an episode runs: the env and, optionally, domain randomization of its looks."""
+
+    env: EnvConfig
+    randomization: RandomizationConfig | None = None
+
+
+class RolloutWorker:
+    """What one worker keeps between tasks: its env (rebuilt only when the scene changes)
+    and its current policy."""
+
+    def __init__(self) -> None:
+        self._scene: Scene | None = None
+        self._env: VisionEnv | None = None
+        self.policy: Any = None
+        self._policy_description: dict | None = None
+        self._cache: dict[Hashable, Any] = {}
+
+    def env(self, scene: Scene) -> VisionEnv:
+        if self._env is None or scene != self._scene:
+            self.close()
+            self._env = VisionEnv(scene.env, scene.randomization)
+            self._scene = scene
+        return self._env
+
+    def cached(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()` once per worker for each key: what tasks reuse across episodes
+        (e.g. DAgger's expert factory), so a task itself stays small to pickle."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def set_policy(self, source: PolicySource) -> None:
+        if isinstance(source, PolicyWeights):
+            if self.policy is not None and source.description == self._policy_description:
+                source.load_into(self.policy)  # same architecture: only the numbers change
+            else:
+                self.policy = source.build()
+                self._policy_description = source.description
+        else:
+            self.policy = source()
+            self._policy_description = None
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+            self._scene = None
+
+
+class Task(Protocol[Result]):
+    def __call__(self, worker: RolloutWorker) -> Result: ...
+
+
+class EpisodeRunner:
+    """Runs tasks on persistent workers; results come back as they finish.
+
+    Use it as a context manager (or call `close()`): the workers live until then.
+    """
+
+    def __init__(self, workers: int = 1, backend: str = "local", gl_backend: str = "auto") -> None:
+        if workers < 1:
+            raise VismanipError(f"workers must be at least 1, not {workers}")
+        if backend not in BACKENDS:
+            raise VismanipError(f"unknown runner backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        self.workers = workers
+        self._backend: _Backend = (
+            _InProcessBackend(gl_backend) if workers == 1 else _ProcessBackend(workers, gl_backend)
+        )
+        self._policy: tuple[int, PolicySource] | None = None
+
+    def set_policy(self, source: PolicySource) -> None:
+        """Act with this policy from now on; each worker receives it before its next task."""
+        version = self._policy[0] + 1 if self._policy else 1
+        self._policy = (version, source)
+
+    def run(self, tasks: Iterable[Task[Result]], ordered: bool = False) -> Iterator[Result]:
+        """Each task's result, as tasks finish (or in the tasks' order with `ordered`).
+
+        Tasks are drawn from `tasks` lazily, a few per worker at a time, so a caller may
+        stop early (collection stops once it has enough demos); episodes still running
+        then finish in their workers and their results are dropped.
+        """
+        finished = self._backend.run(enumerate(tasks), self._policy)
+        if not ordered:
+            for _, result in finished:
+                yield result
+            return
+        waiting: dict[int, Result] = {}
+        next_index = 0
+        for index, result in finished:
+            waiting[index] = result
+            while next_index in waiting:
+                yield waiting.pop(next_index)
+                next_index += 1
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> EpisodeRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class _Backend(Protocol):
+    def run(
+        self, tasks: Iterator[tuple[int, Task]], policy: tuple[int, PolicySource] | None
+    ) -> Iterator[tuple[int, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class _InProcessBackend:
+    """One worker in the calling process: tasks run one by one as results are asked for."""
+
+    def __init__(self, gl_backend: str) -> None:
+        ensure_gl_backend(gl_backend)
+        self.worker = RolloutWorker()
+        self.policy_version = 0
+
+    def run(
+        self, tasks: Iterator[tuple[int, Task]], policy: tuple[int, PolicySource] | None
+    ) -> Iterator[tuple[int, Any]]:
+        for index, task in tasks:
+            if policy is not None and policy[0] != self.policy_version:
+                self.worker.set_policy(policy[1])
+                self.policy_version = policy[0]
+            yield index, task(self.worker)
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+@dataclass
+class _Process:
+    process: Any  # multiprocessing.Process (spawn context)
+    conn: Connection
+    policy_version: int = 0
+    in_flight: int = 0  # tasks sent and not yet answered, from this run or earlier ones
+
+
+class _ProcessBackend:
+    """One spawned process per worker, each talking to the parent over its own pipe."""
+
+    def __init__(self, workers: int, gl_backend: str) -> None:
+        ensure_gl_backend(gl_backend)  # probe once here; the workers inherit MUJOCO_GL
+        context = get_context("spawn")
+        self.processes: list[_Process] = []
+        for _ in range(workers):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_serve, args=(child_end,), daemon=True)
+            process.start()
+            child_end.close()
+            self.processes.append(_Process(process, parent_end))
+        self.run_id = 0
+
+    def run(
+        self, tasks: Iterator[tuple[int, Task]], policy: tuple[int, PolicySource] | None
+    ) -> Iterator[tuple[int, Any]]:
+        self.run_id += 1
+        run_id, pending, exhausted = self.run_id, 0, False
+        while True:
+            for worker in self.processes:
+                while not exhausted and worker.in_flight < IN_FLIGHT_PER_WORKER:
+                    item = next(tasks, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    self._send(worker, (run_id, item[0]), item[1], policy)
+                    pending += 1
+            if pending == 0:
+                return
+            busy = {worker.conn: worker for worker in self.processes if worker.in_flight}
+            for conn in wait(list(busy)):
+                worker = busy[conn]  # type: ignore[index]
+                (answer_run, index), result = self._receive(worker)
+                if answer_run == run_id:  # else: left over from a run the caller stopped
+                    pending -= 1
+                    yield index, result
+
+    def _send(
+        self,
+        worker: _Process,
+        tag: tuple[int, int],
+        task: Task,
+        policy: tuple[int, PolicySource] | None,
+    ) -> None:
+        if policy is not None and policy[0] != worker.policy_version:
+            worker.conn.send(("policy", policy[1]))
+            worker.policy_version = policy[0]
+        worker.conn.send(("task", tag, task))
+        worker.in_flight += 1
+
+    def _receive(self, worker: _Process) -> tuple[tuple[int, int], Any]:
+        try:
+            status, tag, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(timeout=1)
+            raise VismanipError(
+                f"a rollout worker stopped unexpectedly (exit code {worker.process.exitcode}); "
+                "run the same command again to continue"
+            ) from None
+        worker.in_flight -= 1
+        if status == "user_error":
+            raise VismanipError(payload)
+        if status == "error":
+            raise RuntimeError(f"a rollout worker failed:\n{payload}")
+        return tag, payload
+
+    def close(self) -> None:
+        for worker in self.processes:
+            try:
+                worker.conn.send(("close",))
+            except (BrokenPipeError, OSError):
+                pass
+        for worker in self.processes:
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.terminate()
+            worker.conn.close()
+        self.processes = []
+
+
+def _serve(conn: Connection) -> None:
+    """A worker process: apply policies and run tasks until told to close."""
+    # Ctrl-C reaches the whole process group: the parent handles it and closes us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One worker per core: Mesa's llvmpipe would otherwise start a render thread per core
+    # in every worker, and they would fight over the same cores. Likewise torch threads.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    worker = RolloutWorker()
+    policy_error: str | None = None
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:  # the parent is gone
+                break
+            if message[0] == "close":
+                break
+            if message[0] == "policy":
+                try:
+                    worker.set_policy(message[1])
+                    policy_error = None
+                except VismanipError as error:
+                    policy_error = str(error)
+                continue
+            _, tag, task = message
+            if policy_error is not None:
+                conn.send(("user_error", tag, policy_error))
+                continue
+            try:
+                conn.send(("ok", tag, task(worker)))
+            except VismanipError as error:
+                conn.send(("user_error", tag, str(error)))
+            except Exception:  # reported to the parent with its traceback, not hidden
+                conn.send(("error", tag, traceback.format_exc()))
+    finally:
+        # Close envs (and GL contexts) before interpreter teardown: freed later, MuJoCo's
+        # EGL destructors find their modules already gone and print tracebacks.
+        worker.close()
