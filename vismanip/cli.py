@@ -152,6 +152,44 @@ def dagger(config_path, resume_dir, overrides):
     )
 
 
+@cli.command()
+@click.option(
+    "--config", "config_path", type=click.Path(), help="YAML config (configs/gail/*.yaml)."
+)
+@click.option("--resume", "resume_dir", type=click.Path(), help="Continue the run in this folder.")
+@click.option("--object-set", help="Interact with objects drawn from this set (train, novel, all).")
+@click.option("--clutter", type=int, help="Distractor objects around the target (0-6).")
+@OVERRIDES
+def gail(config_path, resume_dir, object_set, clutter, overrides):
+    """GAIL: a discriminator's reward + off-policy RL from a BC policy, no new expert labels."""
+    from vismanip.algos.gail.configuration import GailConfig
+    from vismanip.algos.gail.run import gail as run_gail
+    from vismanip.config import load_config, load_run_config
+
+    if resume_dir:
+        if overrides or config_path or object_set or clutter is not None:
+            raise VismanipError(
+                "--resume continues a run with its saved config; drop the other settings"
+            )
+        config = load_run_config(GailConfig, resume_dir)
+    else:
+        objects = None
+        if object_set:
+            from vismanip.envs.objects import object_set as named_object_set
+
+            objects = named_object_set(object_set)
+        config = load_config(
+            GailConfig, config_path, overrides, flag_values={"objects": objects, "clutter": clutter}
+        )
+    history = run_gail(config, resume=bool(resume_dir))
+    last = history[-1]
+    click.echo(
+        f"{config.output_dir}: {last['env_steps']} env steps, success "
+        f"{100 * last['success_rate']:.0f}% (best.ckpt: the best evaluation); "
+        f"table in {config.output_dir}/gail.md"
+    )
+
+
 @cli.command(name="eval")
 @click.argument("checkpoint", type=click.Path())
 @click.option("--task", help="Task to evaluate in (default: the one the policy was trained for).")

@@ -238,3 +238,68 @@ def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
+
+
+def gail_table(history: list[dict]) -> str:
+    """One row per evaluation of a GAIL run: success vs env steps and what D saw."""
+    lines = [
+        "| env steps | wall time | success (95% CI) | episode length | D accuracy expert / policy "
+        "| reward | exploration std |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for h in history:
+        low, high = h["success_ci95"]
+        accuracy = (
+            f"{100 * h['disc_accuracy_expert']:.0f}% / {100 * h['disc_accuracy_policy']:.0f}%"
+            if "disc_accuracy_expert" in h
+            else "–"
+        )
+        reward = f"{h['reward']:.2f}" if "reward" in h else "–"
+        std = f"{h['exploration_std']:.3f}" if "exploration_std" in h else "–"
+        lines.append(
+            f"| {h['env_steps']} | {h['wall_time_s'] / 60:.0f} min | {100 * h['success_rate']:.0f}% "
+            f"({100 * low:.0f}–{100 * high:.0f}%) | {h['episode_length']:.0f} | {accuracy} "
+            f"| {reward} | {std} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_gail(history: list[dict], iterations: list[dict], out: Path) -> None:
+    """Success vs env steps; discriminator accuracy; reward; critic and BC losses; std."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    steps = [h["env_steps"] for h in history]
+    axes[0].fill_between(
+        steps,
+        [h["success_ci95"][0] for h in history],
+        [h["success_ci95"][1] for h in history],
+        alpha=0.2,
+    )
+    axes[0].plot(steps, [h["success_rate"] for h in history], "o-", label="evaluation")
+    trained = [i for i in iterations if "env_steps" in i]
+    axes[0].plot(
+        [i["env_steps"] for i in trained],
+        [i["rollout_success"] for i in trained],
+        alpha=0.4,
+        label="exploring rollouts",
+    )
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel("success rate")
+    axes[0].legend(fontsize=8)
+    panels = [
+        (axes[1], ["disc_accuracy_expert", "disc_accuracy_policy"], "D accuracy"),
+        (axes[2], ["reward", "critic_loss", "bc_loss"], "reward and losses"),
+        (axes[3], ["exploration_std", "alpha"], "exploration"),
+    ]
+    for axis, keys, label in panels:
+        for key in keys:
+            points = [(i["env_steps"], i[key]) for i in trained if key in i]
+            if points:
+                axis.plot(*zip(*points, strict=True), label=key)
+        axis.set_ylabel(label)
+        axis.legend(fontsize=8)
+    for axis in axes:
+        axis.set_xlabel("env steps")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)

@@ -12,6 +12,7 @@ takes "a policy" takes either.
 from __future__ import annotations
 
 import pickle
+import re
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -58,12 +59,30 @@ def checkpoint_metadata(
     policy: ImagePolicy, env_config: EnvConfig | None, train_config: Any
 ) -> dict:
     """The `vismanip` entry of a checkpoint: enough to rebuild the policy and its env
-    without the training code or the dataset."""
+    without the training code or the dataset. `train_config`: a config dataclass or dict
+    (its `data` is what `export` parity-checks on)."""
+    if train_config is not None and not isinstance(train_config, dict):
+        train_config = asdict(train_config)
     return {
         "policy": policy.describe(),
         "env_config": asdict(env_config) if env_config else None,
-        "train_config": asdict(train_config) if train_config is not None else None,
+        "train_config": train_config,
     }
+
+
+def save_policy(
+    path: str | Path, policy: ImagePolicy, env_config: EnvConfig | None, train_config: Any
+) -> None:
+    """A checkpoint `load_policy` reads, for policies trained outside Lightning (GAIL);
+    written to a temporary file and renamed, so a kill never leaves half a file."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    state = {STATE_PREFIX + key: value.detach().cpu() for key, value in policy.state_dict().items()}
+    torch.save(
+        {"state_dict": state, METADATA_KEY: checkpoint_metadata(policy, env_config, train_config)},
+        temporary,
+    )
+    temporary.replace(path)
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -73,11 +92,16 @@ def read_checkpoint(path: str | Path) -> dict:
         raise VismanipError(f"{path}: no such checkpoint")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise VismanipError(
-            f"{path}: refused, the file holds pickled objects other than weights and plain "
-            "metadata (not a vismanip checkpoint, or one that carries code); nothing was run"
-        ) from None
+    except pickle.UnpicklingError as error:
+        # torch's safe unpickler names the global it refused to import ("GLOBAL posix.system")
+        refused = re.search(r"GLOBAL (\S+)", str(error))
+        if refused:
+            raise VismanipError(
+                f"{path}: refused, the file asks to load {refused.group(1)}, not only weights "
+                "and plain metadata (not a vismanip checkpoint, or one that carries code); "
+                "nothing was run"
+            ) from None
+        raise VismanipError(f"{path}: not a readable checkpoint (UnpicklingError)") from None
     except Exception as error:  # torch raises many types for a damaged file
         raise VismanipError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
     if not isinstance(checkpoint, dict) or METADATA_KEY not in checkpoint:

@@ -153,10 +153,11 @@ class ImagePolicy(nn.Module):
         images = images.permute(0, 3, 1, 2).float() / 255.0
         return F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear")
 
-    def features(
+    def encode(
         self, obs: dict[str, Tensor], image_transform: ImageTransform | None = None
     ) -> Tensor:
-        """Fused features of a batch: uint8 (B,H,W,3) images and float proprio vectors."""
+        """Keypoint features of every camera and normalised proprio, concatenated: what the
+        MLP trunk reads. GAIL keeps this part frozen and trains what follows it."""
         parts = []
         for key, encoder in zip(self.image_keys, self.encoders, strict=True):
             images = self.preprocess_images(obs[key])
@@ -166,7 +167,18 @@ class ImagePolicy(nn.Module):
         if self.lowdim_keys:
             lowdim = torch.cat([obs[key].float() for key in self.lowdim_keys], dim=-1)
             parts.append((lowdim - self.lowdim_mean) / self.lowdim_std)
-        return self.trunk(torch.cat(parts, dim=-1))
+        return torch.cat(parts, dim=-1)
+
+    def features(
+        self, obs: dict[str, Tensor], image_transform: ImageTransform | None = None
+    ) -> Tensor:
+        """Fused features of a batch: uint8 (B,H,W,3) images and float proprio vectors."""
+        return self.trunk(self.encode(obs, image_transform))
+
+    def action_mean(self, encoding: Tensor) -> Tensor:
+        """Deterministic head only: the action before its tanh squash, from `encode`'s output.
+        tanh of it is `predict`'s action; GAIL's exploration noise is added before the tanh."""
+        return self.head(self.trunk(encoding))
 
     def _mixture(self, hidden: Tensor) -> torch.distributions.Distribution:
         modes, dim = self.config.gmm_modes, self.action_dim

@@ -54,6 +54,7 @@ class Episode:
     success: bool = False
     failed_at: int | None = None  # first step after which success became impossible
     first_obs: dict[str, np.ndarray] = field(default_factory=dict)  # kept even unrecorded
+    last_obs: dict[str, np.ndarray] = field(default_factory=dict)  # kept even unrecorded
     randomization: list[dict] = field(default_factory=list)  # env.randomization_events
     eef_positions: list[np.ndarray] = field(default_factory=list)  # kept even unrecorded
     extras: dict[str, list[Any]] = field(default_factory=dict)  # per step, from the actor
@@ -100,5 +101,6 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
         if record:
             episode.states.append(state)
             episode._record_obs(obs)
+    episode.last_obs = obs
     episode.randomization = list(env.randomization_events)
     return episode

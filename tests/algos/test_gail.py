@@ -1,0 +1,201 @@
+"""GAIL: the discriminator learns, the gradient penalty and rewards behave, DAC transitions
+end in absorbing states, bad input is one line, and a tiny run resumes after a kill and
+writes a checkpoint that eval and export accept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli, write_dataset
+from tensordict import TensorDict
+
+from vismanip.algos.gail.configuration import GailConfig
+from vismanip.algos.gail.learner import GailLearner
+from vismanip.algos.gail.run import GailRun
+from vismanip.algos.gail.transitions import transitions_td
+from vismanip.envs.tasks import EnvConfig
+from vismanip.errors import VismanipError
+from vismanip.policies import ImagePolicy, ImagePolicyConfig
+from vismanip.policies.checkpoint import save_policy
+
+OBS_DIM, FEATURE_DIM = 4, 8
+
+
+def tiny_policy() -> ImagePolicy:
+    config = ImagePolicyConfig(
+        cameras=["agentview"], lowdim_keys=["robot0_eef_pos"], feature_dim=5, hidden_dims=[16]
+    )
+    return ImagePolicy(config, 32, {"robot0_eef_pos": 3})  # encoding: 5 + 3 = 8 features
+
+
+def toy_transitions(count: int, centre: float, action: float, seed: int) -> TensorDict:
+    """Timeout episodes (no absorbing states) around `centre` with a constant action."""
+    rng = np.random.default_rng(seed)
+    steps = count - 1
+    return transitions_td(
+        rng.normal(size=(count, FEATURE_DIM)).astype(np.float32),
+        (centre + 0.3 * rng.normal(size=(count, OBS_DIM))).astype(np.float32),
+        np.full((steps, 7), action, dtype=np.float32),
+        np.zeros(steps, dtype=bool),
+        np.zeros(steps, dtype=np.float32),
+    )
+
+
+def toy_learner(**disc) -> GailLearner:
+    config = GailConfig()
+    config.learner.batch_size = 64
+    for key, value in disc.items():
+        setattr(config.disc, key, value)
+    expert = toy_transitions(200, centre=1.0, action=0.5, seed=0)
+    learner = GailLearner(tiny_policy(), FEATURE_DIM, OBS_DIM, expert, config)
+    learner.add(toy_transitions(200, centre=-1.0, action=-0.5, seed=1))
+    return learner
+
+
+def test_discriminator_separates_expert_from_policy_transitions():
+    torch.manual_seed(0)
+    learner = toy_learner()
+    stats = [learner.update() for _ in range(150)]
+    assert stats[-1]["disc_accuracy_expert"] > 0.9
+    assert stats[-1]["disc_accuracy_policy"] > 0.9
+    # ... and the reward follows: expert-like transitions earn more
+    expert_reward = learner.reward(learner.expert[:64]).mean()
+    policy_reward = learner.reward(learner.replay.sample()).mean()
+    assert expert_reward > policy_reward + 1.0
+
+
+def test_gradient_penalty_is_added_on_interpolates():
+    torch.manual_seed(0)
+    with_penalty, without = toy_learner(grad_penalty=10.0), toy_learner(grad_penalty=0.0)
+    batch = with_penalty.replay.sample()
+    pairs = TensorDict(
+        {
+            "observation": with_penalty.expert["observation"][:64],
+            "action": with_penalty.expert["action"][:64],
+            "collector_observation": batch["observation"],
+            "collector_action": batch["action"],
+        },
+        [64],
+    )
+    assert float(with_penalty.gail_loss(pairs)["gp_loss"]) > 0
+    assert "gp_loss" not in without.gail_loss(pairs).keys()
+
+
+@pytest.mark.parametrize("kind", ["gail", "airl"])
+def test_reward_grows_with_the_discriminator_output(kind):
+    learner = toy_learner(reward=kind)
+    batch = learner.replay.sample()
+    rewards = []
+    for bias in (-3.0, 0.0, 3.0):  # D = sigmoid(bias): 0.05, 0.5, 0.95
+        with torch.no_grad():
+            last = learner.discriminator.net[-1]
+            last.weight.zero_()
+            last.bias.fill_(bias)
+        rewards.append(float(learner.reward(batch).mean()))
+    assert rewards[0] < rewards[1] < rewards[2]
+    if kind == "gail":
+        assert rewards[0] > 0  # -log(1 - D): always positive
+    else:
+        assert rewards[0] < 0 < rewards[2] and abs(rewards[1]) < 1e-5
+
+
+def test_the_goal_step_leads_to_an_absorbing_state_that_loops():
+    steps = 3
+    success = np.array([False, False, True])
+    td = transitions_td(
+        np.ones((steps + 1, FEATURE_DIM), np.float32),
+        np.ones((steps + 1, OBS_DIM), np.float32),
+        np.zeros((steps, 7), np.float32),
+        success,
+        np.array([0, 0, 1], np.float32),
+    )
+    assert len(td) == steps + 1  # + absorbing -> absorbing
+    indicator = td["next", "observation"][:, -1]
+    assert indicator.tolist() == [0, 0, 1, 1]
+    assert td["observation"][:, -1].tolist() == [0, 0, 0, 1]
+    assert not td["next", "done"].any() and not td["next", "terminated"].any()
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    data = tmp_path / "demos.hdf5"
+    write_dataset(data, [5, 6, 7])  # has no obs/cube_pos (no sim state)
+    init = tmp_path / "bc.ckpt"
+    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
+    out = tmp_path / "gail"
+
+    def run(**settings) -> str:
+        config = GailConfig(init=str(init), demos=str(data), output_dir=str(out))
+        for key, value in settings.items():
+            target = config.disc if key.startswith("disc_") else config
+            setattr(target, key.removeprefix("disc_"), value)
+        with pytest.raises(VismanipError) as error:
+            GailRun(config).run()
+        assert "\n" not in str(error.value)
+        return str(error.value)
+
+    assert "demos have no obs/cube_pos" in run()
+    assert "disc.input=features" in run()
+    assert "disc.input must be one of state, features, not 'pixels'" in run(disc_input="pixels")
+    assert "env_steps must be at least 1" in run(env_steps=0)
+    assert "not found: pass demos=PATH" in run(demos=str(tmp_path / "missing.hdf5"))
+    other = tmp_path / "wide.ckpt"
+    wide = ImagePolicy(ImagePolicyConfig(cameras=["robot0_eye_in_hand"], lowdim_keys=[]), 32, {})
+    save_policy(other, wide, EnvConfig(task="lift", cameras=["robot0_eye_in_hand"]), None)
+    assert "no obs/robot0_eye_in_hand_image" in run(init=str(other), disc_input="features")
+    assert "demos of Lift, but task 'pick_place_can' runs PickPlaceCan" in run(
+        task="pick_place_can", disc_input="features"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.sim
+def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports(tmp_path):
+    data, bc, run = tmp_path / "lift.hdf5", tmp_path / "bc", tmp_path / "gail"
+    run_cli(
+        "collect", "--task", "lift", "--episodes", "3", "--workers", "1", "--size", "32",
+        "--out", str(data),
+    )  # fmt: skip
+    run_cli(
+        "train", f"data={data}", f"output_dir={bc}", "trainer.max_epochs=1", "task=lift",
+        "rollout.every_n_epochs=0", "loader.batch_size=16",
+    )  # fmt: skip
+    command = [
+        sys.executable, "-m", "vismanip.cli", "gail", "--config", "configs/gail/lift.yaml",
+        f"init={bc / 'last.ckpt'}", f"output_dir={run}", "task=lift_perturbed",
+        "env_steps=500", "episodes_per_iteration=1", "workers=1", "eval_every=250",
+        "eval_episodes=1", "learner.warmup_steps=50", "learner.batch_size=32",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    second_shard = run / "replay" / "iter_000001.pt"
+    deadline = time.time() + 400
+    while not second_shard.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, "finished or crashed before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = torch.load(run / "learner.pt", weights_only=True)["progress"]
+    assert before["iteration"] >= 1
+
+    run_cli("gail", "--resume", str(run))
+    record = json.loads((run / "gail.json").read_text())
+    steps = [entry["env_steps"] for entry in record["iterations"]]
+    assert steps == sorted(steps) and steps[-1] >= 500  # continued, not restarted
+    assert len(steps) == len(set(steps)) and steps[0] == record["iterations"][0]["env_steps"]
+    assert [e["env_steps"] for e in record["evaluations"]][0] == 0
+    for name in ("best.ckpt", "last.ckpt", "gail.md", "gail.png", "logs/metrics.csv"):
+        assert (run / name).exists(), name
+
+    result = run_cli("eval", str(run / "best.ckpt"), "--episodes", "1", "--task", "lift")
+    assert "success" in result.stdout
+    run_cli("export", str(run / "best.ckpt"), "--out", str(tmp_path / "gail.pt"), "--samples", "8")
+    assert (tmp_path / "gail.pt").stat().st_size > 1000

@@ -1,0 +1,98 @@
+"""EpisodeRunner: persistent workers, policies sent between batches, results as they
+finish or in order, errors as one line, and a caller may stop early. No simulator needed:
+these tasks do not ask their worker for an env."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import pytest
+
+from vismanip.errors import VismanipError
+from vismanip.rollout.runner import EpisodeRunner, RolloutWorker
+
+
+@dataclass
+class WhoRuns:
+    """Reports the worker's process, how many tasks it has run, and its policy."""
+
+    index: int
+    sleep: float = 0.0
+
+    def __call__(self, worker: RolloutWorker) -> tuple[int, int, int, object]:
+        time.sleep(self.sleep)
+        counter = worker.cached("counter", lambda: [0])
+        counter[0] += 1
+        return self.index, os.getpid(), counter[0], worker.policy
+
+
+@dataclass
+class Fails:
+    def __call__(self, worker: RolloutWorker) -> None:
+        raise VismanipError("task 3 could not run")
+
+
+def make_policy(name: str) -> str:
+    return name
+
+
+def test_workers_persist_across_calls_and_receive_new_policies():
+    with EpisodeRunner(2) as runner:
+        runner.set_policy(partial(make_policy, "first"))
+        first = list(runner.run(WhoRuns(i, 0.05) for i in range(6)))
+        runner.set_policy(partial(make_policy, "second"))
+        second = list(runner.run(WhoRuns(i, 0.05) for i in range(6)))
+    pids = {pid for _, pid, _, _ in first}
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes
+    assert {pid for _, pid, _, _ in second} == pids  # ... the same ones the second time
+    assert max(count for *_, count, _ in second) > 3  # their state survived between calls
+    assert {policy for *_, policy in first} == {"first"}
+    assert {policy for *_, policy in second} == {"second"}
+
+
+def test_ordered_results_follow_the_tasks_order():
+    with EpisodeRunner(2) as runner:
+        # early tasks sleep longest, so they finish last
+        tasks = [WhoRuns(i, 0.2 if i < 2 else 0.0) for i in range(8)]
+        unordered = [index for index, *_ in runner.run(tasks)]
+        ordered = [index for index, *_ in runner.run(tasks, ordered=True)]
+    assert sorted(unordered) == list(range(8)) and unordered != list(range(8))
+    assert ordered == list(range(8))
+
+
+def test_one_worker_runs_in_this_process_lazily():
+    ran = []
+
+    @dataclass
+    class Record:
+        index: int
+
+        def __call__(self, worker: RolloutWorker) -> int:
+            ran.append(self.index)
+            return self.index
+
+    with EpisodeRunner(1) as runner:
+        results = runner.run(Record(i) for i in range(10))
+        assert next(results) == 0 and ran == [0]  # a progress bar can show the first result
+        assert [0, *results] == list(range(10))
+
+
+def test_a_task_error_is_one_line_and_the_caller_may_stop_early():
+    with EpisodeRunner(2) as runner:
+        with pytest.raises(VismanipError, match="task 3 could not run"):
+            list(runner.run([WhoRuns(0), Fails(), WhoRuns(1)]))
+        for _ in runner.run(WhoRuns(i, 0.1) for i in range(100)):
+            break  # stop early: the tasks still in flight must not leak into the next call
+        assert sorted(index for index, *_ in runner.run(WhoRuns(i) for i in range(5))) == list(
+            range(5)
+        )
+
+
+def test_bad_settings_are_one_line():
+    with pytest.raises(VismanipError, match="workers must be at least 1"):
+        EpisodeRunner(0)
+    with pytest.raises(VismanipError, match="unknown runner backend 'slurm'"):
+        EpisodeRunner(1, backend="slurm")

@@ -1,0 +1,135 @@
+"""Every knob of a GAIL run, documented once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vismanip.errors import VismanipError
+from vismanip.sim2real.randomization import RandomizationConfig
+
+CHOICES = {
+    "disc.input": ("state", "features"),
+    "disc.pairs": ("state_action", "state_next"),
+    "disc.reward": ("gail", "airl"),
+    "reward_source": ("discriminator", "success"),
+}
+
+
+@dataclass
+class DiscriminatorConfig:
+    """D tells expert transitions from the policy's; its output is the reward.
+
+    input: what D (and the critic) read: "state" (the sim's privileged low-dim state:
+        gripper and object positions, object relative to the gripper, finger opening;
+        training-time only, as in asymmetric actor-critic) or "features" (the policy's
+        frozen encoder output: keypoints + proprio, for demos without sim state).
+    pairs: "state_action" (D(s, a)) or "state_next" (D(s, s'), needs no expert actions).
+    hidden: MLP widths.
+    lr: Adam learning rate.
+    grad_penalty: λ of the gradient penalty on expert/policy interpolates (0: off).
+    reward: "gail" (-log(1 - D), positive: a survival bonus, kept honest by absorbing
+        states) or "airl" (log D - log(1 - D)).
+    updates_every: one D update per this many learner updates.
+    """
+
+    input: str = "state"
+    pairs: str = "state_action"
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    lr: float = 3e-4
+    grad_penalty: float = 10.0
+    reward: str = "gail"
+    updates_every: int = 1
+
+
+@dataclass
+class LearnerConfig:
+    """The off-policy learner (SAC, DAC-style) on the policy's head.
+
+    batch_size: transitions per update (half expert, half policy for D).
+    updates_per_step: gradient updates per collected env step (update-to-data ratio).
+    gamma: discount; tau: target-network soft-update rate.
+    actor_lr, critic_lr: Adam learning rates (the actor is the BC policy's MLP and head).
+    critic_hidden: MLP widths of the two Q networks (they read the low-dim state + action).
+    init_std: starting exploration std (before the tanh squash); SAC then learns it.
+    bc_weight: weight of the BC term (mean squared error to the demo actions) in the
+        actor's loss; 0 turns it off.
+    replay_size: transitions kept from the policy's rollouts.
+    warmup_steps: env steps collected before the first update.
+    """
+
+    batch_size: int = 256
+    updates_per_step: float = 0.25
+    gamma: float = 0.99
+    tau: float = 0.005
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    critic_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    init_std: float = 0.3
+    bc_weight: float = 1.0
+    replay_size: int = 300_000
+    warmup_steps: int = 2_000
+
+
+@dataclass
+class GailConfig:
+    """`vismanip gail --config configs/gail/lift.yaml init=runs/<bc>/best.ckpt key=value`.
+
+    init: the BC checkpoint the policy starts from (its architecture is kept).
+    demos: expert demos ("": the dataset `init` was trained on).
+    task: where the policy interacts and is evaluated ("": init's task), e.g. lift_perturbed.
+    objects, clutter: the scene's object set and distractors (as `collect`); [] and -1
+        keep init's.
+    randomization: domain randomization of the interaction scenes (as `collect`:
+        `randomization=configs/randomization/default.yaml`).
+    env_steps: the interaction budget.
+    episodes_per_iteration: episodes rolled out with one set of weights.
+    workers: simulator processes.
+    reward_source: "discriminator" (GAIL) or "success" (the sparse task reward: what the
+        discriminator adds, measured with the same learner).
+    eval_every: env steps between evaluations of the deterministic policy; eval_episodes
+        per evaluation; best.ckpt is the most successful.
+    """
+
+    init: str = ""
+    demos: str = ""
+    output_dir: str = "runs/gail"
+    task: str = ""
+    objects: list[str] = field(default_factory=list)
+    clutter: int = -1
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    env_steps: int = 200_000
+    episodes_per_iteration: int = 4
+    workers: int = 2
+    seed: int = 0
+    reward_source: str = "discriminator"
+    eval_every: int = 10_000
+    eval_episodes: int = 20
+    disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+
+    def check(self) -> None:
+        """One line for a value no run could use, before anything is written."""
+        values = {
+            "disc.input": self.disc.input,
+            "disc.pairs": self.disc.pairs,
+            "disc.reward": self.disc.reward,
+            "reward_source": self.reward_source,
+        }
+        for key, value in values.items():
+            if value not in CHOICES[key]:
+                raise VismanipError(
+                    f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}"
+                )
+        for key in ("env_steps", "episodes_per_iteration", "workers", "eval_every"):
+            if getattr(self, key) < 1:
+                raise VismanipError(f"{key} must be at least 1, not {getattr(self, key)}")
+        if self.eval_episodes < 1:
+            raise VismanipError(f"eval_episodes must be at least 1, not {self.eval_episodes}")
+        if self.learner.batch_size < 2:
+            raise VismanipError(
+                f"learner.batch_size must be at least 2, not {self.learner.batch_size}"
+            )
+        if not 0 < self.learner.init_std <= 2.7:
+            raise VismanipError(
+                f"learner.init_std must be in (0, 2.7], not {self.learner.init_std}"
+            )

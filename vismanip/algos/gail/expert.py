@@ -1,0 +1,120 @@
+"""The expert's side of GAIL: demos as DAC transitions in the learner's input spaces.
+
+Each demo's observations are encoded once with the policy's frozen encoder (the actor's
+input, for the BC term) and turned into the privileged state or those features (the
+discriminator's input), so no image is touched again during training.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+from vismanip.algos.gail.rollouts import privileged_state
+from vismanip.algos.gail.transitions import transitions_td
+from vismanip.data.datamodule import DemoDataset
+from vismanip.data.hdf5 import IMAGE_CONVENTION, demo_names, image_convention, open_dataset
+from vismanip.envs.tasks import task_spec
+from vismanip.errors import VismanipError
+from vismanip.policies import ImagePolicy
+
+ENCODE_BATCH = 256
+
+
+def check_demos(path: str, policy: ImagePolicy, task: str, disc_input: str) -> None:
+    """One line for demos that cannot serve this run: missing cameras or keys, another env."""
+    object_key = task_spec(task).object_key
+    with open_dataset(path) as file:
+        names = demo_names(file)
+        if not names:
+            raise VismanipError(f"{path}: no demos")
+        obs = file[f"data/{names[0]}/obs"]
+        needed = [*policy.image_keys, *policy.lowdim_keys]
+        if disc_input == "state":
+            needed += [f"{object_key}_pos", "robot0_eef_pos", "robot0_gripper_qpos"]
+        missing = [key for key in needed if key not in obs]
+        if missing:
+            hint = (
+                "; disc.input=state reads the sim state, try disc.input=features"
+                if missing[0] not in policy.image_keys + policy.lowdim_keys
+                else ""
+            )
+            raise VismanipError(f"{path}: demos have no obs/{missing[0]} ({task}){hint}")
+        env_args = json.loads(file["data"].attrs.get("env_args", "{}"))
+    demo_env = env_args.get("env_name", "")
+    task_env = task_spec(task).env_name
+    if demo_env and demo_env.removeprefix("ObjectSet") != task_env.removeprefix("ObjectSet"):
+        raise VismanipError(
+            f"{path}: demos of {demo_env}, but task {task!r} runs {task_env}; "
+            "pass demos of the same task"
+        )
+
+
+@torch.no_grad()
+def expert_transitions(path: str, policy: ImagePolicy, task: str, disc_input: str) -> TensorDict:
+    """Every demo of `path` as transitions (features, observation, action, next ...);
+    `check_demos` first."""
+    object_key = task_spec(task).object_key
+    keys = [*policy.image_keys, *policy.lowdim_keys]
+    state_keys = [f"{object_key}_pos", "robot0_eef_pos", "robot0_gripper_qpos"]
+    with open_dataset(path) as file:
+        names = demo_names(file)
+        flip = image_convention(file) != IMAGE_CONVENTION
+        last_obs = [
+            {key: file[f"data/{name}/next_obs/{key}"][-1] for key in {*keys, *state_keys}}
+            for name in names
+        ]
+        states = [
+            {key: file[f"data/{name}/obs/{key}"][()] for key in state_keys}
+            if disc_input == "state"
+            else {}
+            for name in names
+        ]
+        success = [bool(file[f"data/{name}"].attrs.get("success", True)) for name in names]
+        rewards = [file[f"data/{name}/rewards"][()] for name in names]
+    dataset = DemoDataset(path, names, keys, cache_bytes=0)
+    episodes = []
+    start = 0
+    for i, steps in enumerate(dataset.lengths):
+        batch = dataset.__getitems__(list(range(start, start + steps)))
+        start += steps
+        final = {
+            key: torch.as_tensor(
+                np.ascontiguousarray(value[::-1] if flip and key.endswith("_image") else value)
+            )[None]
+            for key, value in last_obs[i].items()
+            if key in keys
+        }
+        features = torch.cat(
+            [
+                *(
+                    policy.encode({k: v[j : j + ENCODE_BATCH] for k, v in batch["obs"].items()})
+                    for j in range(0, steps, ENCODE_BATCH)
+                ),
+                policy.encode(final),
+            ]
+        ).numpy()
+        if disc_input == "state":
+            observations = np.concatenate(
+                [
+                    privileged_state(states[i], object_key),
+                    privileged_state(last_obs[i], object_key)[None],
+                ]
+            )
+        else:
+            observations = features
+        success_step = np.zeros(steps, dtype=bool)
+        success_step[-1] = success[i]
+        episodes.append(
+            transitions_td(
+                features,
+                observations.astype(np.float32),
+                batch["actions"].numpy(),
+                success_step,
+                np.asarray(rewards[i], dtype=np.float32),
+            )
+        )
+    return torch.cat(episodes)

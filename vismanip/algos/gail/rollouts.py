@@ -1,0 +1,102 @@
+"""GAIL's side of the rollout runner: an exploring episode that returns transitions.
+
+Workers act with the current weights of the policy plus Gaussian exploration noise before
+its tanh (the deterministic action, `tanh(mean)`, is what eval and export use) and send
+back, per step, what the learner trains on: the frozen encoder's output (the actor's input,
+so the learner never re-encodes images), the privileged low-dim state (critic and
+discriminator), the executed action and whether the episode ended in success.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vismanip.policies import ImagePolicy
+from vismanip.rollout.episode import ActionWithExtras, Episode, rollout
+from vismanip.rollout.runner import RolloutWorker, Scene
+
+STATE_DIM = 11  # see privileged_state
+
+
+def privileged_state(obs: dict, object_key: str) -> np.ndarray:
+    """Gripper position, object position, object relative to the gripper, finger joints.
+
+    Training-time only (asymmetric actor-critic): the deployed policy never reads it. Works
+    on one observation (vectors) or a demo's stacked arrays (T, ·) alike.
+    """
+    eef = np.asarray(obs["robot0_eef_pos"], dtype=np.float32)
+    target = np.asarray(obs[f"{object_key}_pos"], dtype=np.float32)
+    fingers = np.asarray(obs["robot0_gripper_qpos"], dtype=np.float32)
+    return np.concatenate([eef, target, target - eef, fingers], axis=-1)
+
+
+@torch.no_grad()
+def encode_obs(policy: ImagePolicy, obs: dict) -> torch.Tensor:
+    """The frozen encoder's output for one observation, (1, F)."""
+    batch = {
+        key: torch.as_tensor(np.asarray(obs[key])[None])
+        for key in (*policy.image_keys, *policy.lowdim_keys)
+    }
+    return policy.encode(batch)
+
+
+@dataclass
+class Transitions:
+    """One episode's steps as arrays; `success` marks the step that reached the goal
+    (the learner sends it to the absorbing state)."""
+
+    features: np.ndarray  # (T + 1, F): obs 0..T
+    states: np.ndarray  # (T + 1, S)
+    actions: np.ndarray  # (T, 7)
+    success_step: np.ndarray  # (T,) bool
+    rewards: np.ndarray  # (T,) the task's sparse reward
+    seed: int
+    success: bool
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+@dataclass
+class GailEpisode:
+    """Runner task: one episode with the worker's policy; `std` = 0 acts deterministically."""
+
+    seed: int
+    scene: Scene
+    std: np.ndarray  # (7,) exploration std before the tanh
+    noise_seed: int
+
+    def __call__(self, worker: RolloutWorker) -> Transitions:
+        policy: ImagePolicy = worker.policy
+        env = worker.env(self.scene)
+        object_key = env.spec.object_key
+        noise = np.random.default_rng(self.noise_seed)
+
+        def act(obs: dict) -> ActionWithExtras:
+            encoding = encode_obs(policy, obs)
+            with torch.no_grad():
+                mean = policy.action_mean(encoding)[0].numpy().astype(np.float64)
+            action = np.tanh(mean + self.std * noise.standard_normal(mean.shape))
+            extras = {"features": encoding[0].numpy(), "state": privileged_state(obs, object_key)}
+            return ActionWithExtras(action, extras)
+
+        policy.reset()
+        episode: Episode = rollout(env, act, self.seed, record=False)
+        features = np.stack([*episode.extras["features"], encode_obs(policy, episode.last_obs)[0]])
+        states = np.stack(
+            [*episode.extras["state"], privileged_state(episode.last_obs, object_key)]
+        )
+        success_step = np.zeros(len(episode), dtype=bool)
+        success_step[-1] = episode.success
+        return Transitions(
+            features.astype(np.float32),
+            states.astype(np.float32),
+            np.asarray(episode.actions, dtype=np.float32),
+            success_step,
+            np.asarray(episode.rewards, dtype=np.float32),
+            self.seed,
+            episode.success,
+        )

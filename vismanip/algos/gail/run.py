@@ -1,0 +1,318 @@
+"""GAIL (Ho & Ermon, 2016) the way it works from pixels: off-policy and DAC-style
+(Kostrikov et al., 2019), started from a BC policy and kept near it by a BC term (ROT,
+Haldar et al., 2022). No expert is asked anything: the discriminator's output is the reward.
+
+One iteration: the runner's persistent workers roll out `episodes_per_iteration` exploring
+episodes with the current weights; their transitions go to the replay buffer (and to a
+shard on disk); the learner makes `updates_per_step` updates per new env step. Every
+`eval_every` env steps the deterministic policy is evaluated with the shared evaluator.
+
+Everything a resumed run needs is in `output_dir`:
+
+    config.yaml, run.json     resolved config, seed, git revision
+    learner.pt                every network, optimizer and counter after the last iteration
+    replay/iter_NNNNNN.pt     each iteration's transitions (the replay buffer, rebuilt)
+    best.ckpt, last.ckpt      the policy (same format as BC's: eval and export take it)
+    gail.json, gail.md, gail.png, logs/ (CSV + TensorBoard)
+
+A killed run continues with `vismanip gail --resume DIR` and loses at most one iteration.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from tensordict import TensorDict
+from tqdm import tqdm
+
+from vismanip.algos.gail.configuration import GailConfig
+from vismanip.algos.gail.expert import check_demos, expert_transitions
+from vismanip.algos.gail.rollouts import STATE_DIM, GailEpisode, Transitions
+from vismanip.algos.gail.transitions import transitions_td
+from vismanip.config import run_metadata
+from vismanip.envs.rendering import ensure_gl_backend
+from vismanip.errors import VismanipError
+from vismanip.evaluation.evaluate import run_evaluation
+from vismanip.evaluation.report import gail_table, plot_gail
+from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_policy
+from vismanip.rollout.episode import episode_seed
+from vismanip.rollout.runner import EpisodeRunner, Scene
+
+if TYPE_CHECKING:
+    from vismanip.algos.gail.learner import GailLearner
+
+GAIL_STREAM = 3  # episode seeds apart from collection (0), evaluation (1) and DAgger (2)
+
+
+class GailRun:
+    """One GAIL run in `config.output_dir`; `run()` trains until the env-step budget."""
+
+    def __init__(self, config: GailConfig) -> None:
+        self.config = config
+        self.dir = Path(config.output_dir)
+        config.check()
+        if not config.init:
+            raise VismanipError("no initial policy: pass init=runs/<bc_run>/best.ckpt")
+        init = load_policy(config.init)
+        self.policy = init.weights.build()
+        self.init_train = dict(init.train_config or {})
+        self.demos = config.demos or self.init_train.get("data", "")
+        if not self.demos or not Path(self.demos).is_file():
+            raise VismanipError(f"expert demos {self.demos or '(none)'} not found: pass demos=PATH")
+        env = init.env_for(config.task)
+        if config.objects:
+            env = replace(env, objects=list(config.objects))
+        if config.clutter >= 0:
+            env = replace(env, clutter=config.clutter)
+        env.check()
+        config.randomization.check(allow_heldout=False)
+        self.env_config = env
+        check_demos(self.demos, self.policy, env.task, config.disc.input)
+        if self.policy.config.head != "deterministic":
+            raise VismanipError(
+                f"{config.init}: GAIL needs a policy with the deterministic head, "
+                f"not {self.policy.config.head!r}"
+            )
+        randomization = config.randomization if config.randomization.enabled() else None
+        self.scene = Scene(env, randomization)
+        # What best.ckpt carries: export parity-checks on the demos.
+        self.train_config = {**self.init_train, "data": self.demos, "gail": asdict(config)}
+
+    # ------------------------------------------------------------------ driver
+    def run(self, resume: bool = False) -> list[dict]:
+        config = self.config
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+        if not (self.dir / "run.json").exists():
+            (self.dir / "run.json").write_text(run_metadata(config, config.seed))
+        torch.manual_seed(config.seed)
+        # torchrl imports mujoco, which binds its GL backend at import: choose it first.
+        ensure_gl_backend(self.env_config.render.backend)
+        from vismanip.algos.gail.learner import GailLearner
+
+        expert = expert_transitions(
+            self.demos, self.policy, self.env_config.task, config.disc.input
+        )
+        observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
+        learner = GailLearner(self.policy, self.feature_dim, observation_dim, expert, config)
+        progress = self._restore(learner) if resume else _Progress()
+        loggers = [
+            CSVLogger(self.dir, name="logs", version=""),
+            TensorBoardLogger(self.dir, name="logs", version=""),
+        ]
+        # Lightning's loggers, not its Trainer: the loop alternates simulator batches and
+        # gradient steps on a replay buffer, which Trainer's epoch/dataloader loop does not
+        # model; the logs land in the same CSV/TensorBoard layout as BC runs.
+        with (
+            EpisodeRunner(config.workers, gl_backend=self.env_config.render.backend) as runner,
+            tqdm(
+                total=config.env_steps, initial=progress.env_steps, unit="step", desc="gail"
+            ) as bar,
+        ):
+            if not progress.history:
+                self._evaluate(runner, progress, learner)
+            while progress.env_steps < config.env_steps:
+                started = time.perf_counter()
+                batch = self._collect(runner, learner, progress.iteration)
+                steps = sum(len(t) for t in batch)
+                stats = self._train(learner, progress.env_steps + steps, steps)
+                progress.env_steps += steps
+                progress.iteration += 1
+                progress.wall_time += time.perf_counter() - started
+                stats.update(
+                    env_steps=progress.env_steps,
+                    rollout_success=float(np.mean([t.success for t in batch])),
+                )
+                progress.iterations.append(stats)
+                for logger in loggers:
+                    logger.log_metrics(stats, step=progress.env_steps)
+                bar.update(steps)
+                bar.set_postfix(
+                    success=f"{progress.history[-1]['success_rate']:.0%}",
+                    rollouts=f"{stats['rollout_success']:.0%}",
+                    refresh=False,
+                )
+                if (
+                    progress.env_steps // config.eval_every
+                    > progress.last_eval // config.eval_every
+                ):
+                    self._evaluate(runner, progress, learner)
+                    for logger in loggers:
+                        logger.log_metrics(
+                            {"eval/success_rate": progress.history[-1]["success_rate"]},
+                            step=progress.env_steps,
+                        )
+                self._save(learner, progress)
+            if progress.last_eval != progress.env_steps:
+                self._evaluate(runner, progress, learner)
+                self._save(learner, progress)
+        for logger in loggers:
+            logger.save()
+        return progress.history
+
+    @property
+    def feature_dim(self) -> int:
+        policy = self.policy
+        return policy.config.feature_dim * len(policy.image_keys) + sum(policy.lowdim_dims.values())
+
+    # ------------------------------------------------------------------ steps
+    def _collect(
+        self, runner: EpisodeRunner, learner: GailLearner, iteration: int
+    ) -> list[Transitions]:
+        """One batch of exploring episodes; stored as a replay shard, then in the buffer."""
+        config = self.config
+        runner.set_policy(PolicyWeights.of(self.policy))
+        std = learner.head.log_std.detach().clamp(-5.0, 1.0).exp().numpy().astype(np.float64)
+        tasks = [
+            GailEpisode(
+                episode_seed(config.seed, iteration * 1000 + i, GAIL_STREAM),
+                self.scene,
+                std,
+                noise_seed=episode_seed(config.seed + 1, iteration * 1000 + i, GAIL_STREAM),
+            )
+            for i in range(config.episodes_per_iteration)
+        ]
+        batch = list(runner.run(tasks, ordered=True))
+        shard = torch.cat([self._transitions(t) for t in batch])
+        _save_atomic(shard.to_dict(), self.dir / "replay" / f"iter_{iteration:06d}.pt")
+        learner.add(shard)
+        return batch
+
+    def _transitions(self, episode: Transitions) -> TensorDict:
+        observations = episode.states if self.config.disc.input == "state" else episode.features
+        return transitions_td(
+            episode.features,
+            observations,
+            episode.actions,
+            episode.success_step,
+            episode.rewards,
+        )
+
+    def _train(self, learner: GailLearner, env_steps: int, new_steps: int) -> dict:
+        learner_config = self.config.learner
+        if env_steps < learner_config.warmup_steps:
+            return {}
+        updates = max(1, round(learner_config.updates_per_step * new_steps))
+        learner.train()
+        totals: dict[str, list[float]] = {}
+        for _ in range(updates):
+            for key, value in learner.update().items():
+                totals.setdefault(key, []).append(value)
+        return {key: float(np.mean(values)) for key, values in totals.items()}
+
+    def _evaluate(self, runner: EpisodeRunner, progress: _Progress, learner: GailLearner) -> None:
+        """The deterministic policy (what eval and export use) on seeded episodes."""
+        runner.set_policy(PolicyWeights.of(self.policy))
+        summary = run_evaluation(
+            runner,
+            self.scene,
+            self.config.eval_episodes,
+            self.config.seed,
+            show_progress=False,
+            desc="evaluate",
+        ).summary
+        entry = {
+            "env_steps": progress.env_steps,
+            "iteration": progress.iteration,
+            "wall_time_s": round(progress.wall_time, 1),
+            "success_rate": summary["success_rate"],
+            "success_ci95": summary["success_ci95"],
+            "episode_length": summary["episode_length"],
+        }
+        recent = progress.iterations[-1] if progress.iterations else {}
+        for key in ("disc_accuracy_expert", "disc_accuracy_policy", "reward", "exploration_std"):
+            if key in recent:
+                entry[key] = recent[key]
+        progress.history.append(entry)
+        progress.last_eval = progress.env_steps
+        if summary["success_rate"] > progress.best_success or not (self.dir / "best.ckpt").exists():
+            progress.best_success = summary["success_rate"]
+            save_policy(self.dir / "best.ckpt", self.policy, self.env_config, self.train_config)
+
+    # ------------------------------------------------------------------ records
+    def _save(self, learner: GailLearner, progress: _Progress) -> None:
+        """After each iteration: learner state first, then what a person reads."""
+        _save_atomic(
+            {
+                "learner": learner.state_dict(),
+                "optimizers": {
+                    name: getattr(learner, name).state_dict()
+                    for name in ("actor_optim", "critic_optim", "alpha_optim", "disc_optim")
+                },
+                "updates": learner.updates,
+                "progress": asdict(progress),
+                "torch_rng": torch.get_rng_state(),
+            },
+            self.dir / "learner.pt",
+        )
+        save_policy(self.dir / "last.ckpt", self.policy, self.env_config, self.train_config)
+        record = {
+            "task": self.env_config.task,
+            "evaluations": progress.history,
+            "iterations": progress.iterations,
+        }
+        temporary = self.dir / "gail.json.tmp"
+        temporary.write_text(json.dumps(record, indent=2))
+        temporary.replace(self.dir / "gail.json")
+        (self.dir / "gail.md").write_text(gail_table(progress.history))
+        plot_gail(progress.history, progress.iterations, self.dir / "gail.png")
+
+    def _restore(self, learner: GailLearner) -> _Progress:
+        path = self.dir / "learner.pt"
+        if not path.exists():
+            raise VismanipError(f"{self.dir}: no learner.pt to resume from")
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        learner.load_state_dict(saved["learner"])
+        for name, state in saved["optimizers"].items():
+            getattr(learner, name).load_state_dict(state)
+        learner.updates = saved["updates"]
+        torch.set_rng_state(saved["torch_rng"])
+        progress = _Progress(**saved["progress"])
+        # Shards of iterations the saved learner has seen; a later one is from the
+        # iteration a kill interrupted, which runs again.
+        for shard in sorted((self.dir / "replay").glob("iter_*.pt")):
+            if int(shard.stem.split("_")[1]) < progress.iteration:
+                data = torch.load(shard, map_location="cpu", weights_only=True)
+                learner.add(TensorDict(data, batch_size=[len(data["action"])]))
+            else:
+                shard.unlink()
+        return progress
+
+
+@dataclass
+class _Progress:
+    """Counters and records a resumed run continues from (plain data, saved as a dict)."""
+
+    env_steps: int = 0
+    iteration: int = 0
+    wall_time: float = 0.0
+    last_eval: int = -1
+    best_success: float = -1.0
+    history: list[dict] = field(default_factory=list)  # one entry per evaluation
+    iterations: list[dict] = field(default_factory=list)  # learner statistics per iteration
+
+
+def _save_atomic(value: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(value, temporary)
+    temporary.replace(path)
+
+
+def gail(config: GailConfig, resume: bool = False) -> list[dict]:
+    """Run (or with `resume`, continue) GAIL; returns the evaluations so far."""
+    folder = Path(config.output_dir)
+    if not resume and (folder / "learner.pt").exists():
+        raise VismanipError(
+            f"{folder} already holds a GAIL run; continue it with --resume {folder}, "
+            "or pick another output_dir"
+        )
+    return GailRun(config).run(resume)

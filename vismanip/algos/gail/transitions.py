@@ -1,0 +1,63 @@
+"""Episodes as DAC transitions (Kostrikov et al., 2019): the step that reaches the goal
+leads to an absorbing state that loops on itself, so a reward that is always positive
+(GAIL's -log(1 - D)) cannot teach the policy to end episodes early or late on purpose."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+from torch import Tensor
+
+ACTION_DIM = 7
+
+
+def absorbing(observations: Tensor) -> Tensor:
+    """DAC's absorbing state: the observation with one more (indicator) dimension, 0 for
+    real states, and an all-zero state with indicator 1 after the goal was reached."""
+    return torch.cat([observations, torch.zeros(*observations.shape[:-1], 1)], dim=-1)
+
+
+def transitions_td(
+    features: np.ndarray,
+    observations: np.ndarray,
+    actions: np.ndarray,
+    success_step: np.ndarray,
+    rewards: np.ndarray,
+) -> TensorDict:
+    """One episode (T steps, T + 1 observations) as transitions, DAC-style: the step that
+    reached the goal leads to the absorbing state, which then loops on itself."""
+    steps = len(actions)
+    obs = absorbing(torch.as_tensor(observations))
+    feats = torch.as_tensor(features)
+    next_obs, next_feats = obs[1:].clone(), feats[1:].clone()
+    ends = torch.as_tensor(success_step)
+    next_obs[ends] = 0.0
+    next_obs[ends, -1] = 1.0
+    next_feats[ends] = 0.0
+    data = {
+        "features": feats[:-1],
+        "observation": obs[:-1],
+        "action": torch.as_tensor(actions),
+        "task_reward": torch.as_tensor(rewards)[:, None],
+        ("next", "features"): next_feats,
+        ("next", "observation"): next_obs,
+    }
+    td = TensorDict(data, [steps])
+    if bool(ends.any()):  # absorbing -> absorbing, zero action, no task reward
+        loop = TensorDict(
+            {
+                "features": torch.zeros(1, feats.shape[-1]),
+                "observation": next_obs[ends][:1],
+                "action": torch.zeros(1, ACTION_DIM),
+                "task_reward": torch.zeros(1, 1),
+                ("next", "features"): torch.zeros(1, feats.shape[-1]),
+                ("next", "observation"): next_obs[ends][:1],
+            },
+            [1],
+        )
+        td = torch.cat([td, loop])
+    # No transition is terminal: ends are absorbing states, timeouts bootstrap (DAC).
+    td["next", "done"] = torch.zeros(len(td), 1, dtype=torch.bool)
+    td["next", "terminated"] = torch.zeros(len(td), 1, dtype=torch.bool)
+    return td
