@@ -46,6 +46,7 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check vismanip tests scripts
 	$(VENV)/bin/ruff format --check vismanip tests scripts
+	$(VENV)/bin/mypy vismanip
 
 bench: install
 	$(PY) scripts/bench_env.py

@@ -167,11 +167,20 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
     from vismanip.config import load_config, load_run_config
 
     if resume_dir:
-        if overrides or config_path or object_set or clutter is not None:
+        extendable = {"env_steps"}  # a longer budget keeps the run comparable
+        if (
+            config_path
+            or object_set
+            or clutter is not None
+            or any(item.partition("=")[0] not in extendable for item in overrides)
+        ):
             raise VismanipError(
-                "--resume continues a run with its saved config; drop the other settings"
+                "--resume continues a run with its saved config; only env_steps=N "
+                "(train longer) may be given"
             )
-        config = load_run_config(GailConfig, resume_dir)
+        config = load_run_config(GailConfig, resume_dir)  # one line if not a run folder
+        if overrides:
+            config = load_config(GailConfig, Path(resume_dir) / "config.yaml", overrides)
     else:
         objects = None
         if object_set:

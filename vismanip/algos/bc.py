@@ -154,6 +154,7 @@ class BCModule(L.LightningModule):
         """Set the rate from the schedule now: a resumed run would else spend its first epoch
         on the rate restored from the checkpoint (zero, where the shorter run had ended)."""
         schedule = self.lr_schedulers()
+        assert isinstance(schedule, torch.optim.lr_scheduler.LambdaLR)
         for group, base_lr, factor in zip(
             schedule.optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas, strict=True
         ):
@@ -175,7 +176,8 @@ class RolloutCallback(Callback):
         self.env_config = env_config
         self.runner: EpisodeRunner | None = None
 
-    def on_train_epoch_end(self, trainer: L.Trainer, module: BCModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        assert isinstance(module, BCModule)
         epoch = trainer.current_epoch + 1
         if epoch % self.config.every_n_epochs:
             return
@@ -256,6 +258,7 @@ def build(config: TrainConfig) -> BCSetup:
         train_transform=sample_augment,
     )
     data.setup()
+    assert data.train_set is not None  # setup() made it
     policy.set_normalization(*data.train_set.lowdim_stats(policy.lowdim_keys))
     if config.init_checkpoint:
         _load_initial_weights(policy, config.init_checkpoint)
@@ -334,7 +337,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         max_epochs=config.trainer.max_epochs,
         accelerator=config.trainer.accelerator,
         devices=config.trainer.devices,
-        precision=config.trainer.precision,
+        precision=config.trainer.precision,  # type: ignore[arg-type]  # Lightning checks it
         log_every_n_steps=config.trainer.log_every_n_steps,
         logger=[
             CSVLogger(run_dir, name="logs", version=""),

@@ -149,7 +149,7 @@ def labeled_segments(episode: Episode, labels: list[np.ndarray | None]) -> list[
             segment.observations = {
                 key: frames[start : t + 1] for key, frames in episode.observations.items()
             }
-            segment.actions = [labels[i] for i in range(start, t)]
+            segment.actions = [label for label in labels[start:t] if label is not None]
             segment.rewards = episode.rewards[start:t]
             segment.dones = episode.dones[start:t]
             segment.states = episode.states[start:t]
@@ -222,7 +222,10 @@ class DaggerEpisode:
             wanted = step % query.every == 0
             step += 1
             label = np.asarray(expert(obs), dtype=np.float64) if wanted or beta > 0 else None
-            executed = label if beta > 0 and coin.random() < beta else proposed
+            # (label is None only when β = 0: then no coin is drawn, as before)
+            executed = (
+                label if label is not None and beta > 0 and coin.random() < beta else proposed
+            )
             if (
                 wanted
                 and query.disagreement > 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import lightning as L
@@ -152,7 +153,7 @@ class DemoDataset(Dataset):
         return values.mean(axis=0), values.std(axis=0)
 
 
-def _already_batched(batch: dict) -> dict:
+def _already_batched(batch: Any) -> Any:
     return batch
 
 
@@ -201,6 +202,7 @@ class DemoDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
+        assert self.train_set is not None, "call setup() first"
         return DataLoader(
             self.train_set,
             batch_size=self.config.batch_size,

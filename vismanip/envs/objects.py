@@ -11,6 +11,7 @@ least 4 cm tall, distractors are dark grey and at most 1.6 cm tall (a fixed look
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -331,7 +332,7 @@ def place_without_overlap(
     extents: dict[str, tuple[float, float]],
     rng: np.random.Generator,
     table_offset: np.ndarray,
-    keep_free: list[tuple[np.ndarray, float]] = (),
+    keep_free: Sequence[tuple[np.ndarray, float]] = (),
     tries: int = 200,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """name -> (position, wxyz quat): the first object (the target) near the table centre,

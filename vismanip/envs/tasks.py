@@ -237,7 +237,7 @@ class VisionEnv:
         raw, reward, _, _ = self.env.step(np.clip(action, -1.0, 1.0))
         self.steps += 1
         every = self.randomizer.config.every_steps if self.randomizer else 0
-        if every and self.steps % every == 0:
+        if self.randomizer is not None and every and self.steps % every == 0:
             self._randomize(self.randomizer.sample(self._randomization_rng, looks_only=True))
         success = self.is_success()
         done = success or self.steps >= self.horizon

@@ -86,7 +86,7 @@ class PickPlaceExpert:
         if gap <= EMPTY_GAP_M:
             target = np.array([eef[0], eef[1], max(eef[2], obj[2] + HOVER_HEIGHT_M)])
             return move_toward(eef, target, eef_quat, self.yaw, GRIPPER_OPEN)
-        return self._approach(obj, eef, eef_quat, gap, xy_error)
+        return self._approach(obj, eef, eef_quat, gap, float(xy_error))
 
     def _carry(self, obj: np.ndarray, eef: np.ndarray, eef_quat: np.ndarray) -> np.ndarray:
         hold_offset = eef - obj

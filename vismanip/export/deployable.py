@@ -43,6 +43,8 @@ class DeployablePolicy(nn.Module):
     keep the pose; gripper 0: keep the fingers).
     """
 
+    hold_action: Tensor  # buffer
+
     def __init__(self, policy: ImagePolicy) -> None:
         super().__init__()
         self.policy = copy.deepcopy(policy).cpu().eval()

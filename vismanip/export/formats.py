@@ -72,7 +72,7 @@ def write_artifact(
                 )
             import onnx
 
-            program = torch.onnx.export(
+            onnx_program = torch.onnx.export(
                 module,
                 inputs,
                 dynamo=True,
@@ -81,7 +81,8 @@ def write_artifact(
                 dynamic_shapes=_dynamic_shapes(module, inputs),
                 verbose=False,
             )
-            model = program.model_proto
+            assert onnx_program is not None  # dynamo=True always returns the program
+            model = onnx_program.model_proto
             entry = model.metadata_props.add()
             entry.key, entry.value = METADATA_FILE, text
             onnx.save(model, str(tmp))

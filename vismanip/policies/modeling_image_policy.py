@@ -61,6 +61,8 @@ class SpatialSoftArgmax(nn.Module):
         )
         self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], -1), False)
 
+    grid: Tensor
+
     def forward(self, maps: Tensor) -> Tensor:
         """(B, K, H, W) score maps -> (B, K, 2) expected coordinates."""
         return torch.softmax(maps.flatten(2), dim=-1) @ self.grid
@@ -88,6 +90,12 @@ class CameraEncoder(nn.Module):
 
 
 class ImagePolicy(nn.Module):
+    # buffers (registered in __init__), typed for the checker
+    lowdim_mean: Tensor
+    lowdim_std: Tensor
+    action_low: Tensor
+    action_high: Tensor
+
     def __init__(
         self,
         config: ImagePolicyConfig,
@@ -180,7 +188,7 @@ class ImagePolicy(nn.Module):
         tanh of it is `predict`'s action; GAIL's exploration noise is added before the tanh."""
         return self.head(self.trunk(encoding))
 
-    def _mixture(self, hidden: Tensor) -> torch.distributions.Distribution:
+    def _mixture(self, hidden: Tensor) -> torch.distributions.MixtureSameFamily:
         modes, dim = self.config.gmm_modes, self.action_dim
         raw = self.head(hidden).view(-1, modes, 2 * dim + 1)
         means = torch.tanh(raw[..., :dim])
@@ -196,7 +204,7 @@ class ImagePolicy(nn.Module):
             return torch.tanh(self.head(hidden))
         mixture = self._mixture(hidden)
         best = mixture.mixture_distribution.logits.argmax(dim=-1)  # (B,)
-        means = mixture.component_distribution.base_dist.loc  # (B, modes, action_dim)
+        means = mixture.component_distribution.mean  # (B, modes, action_dim): the locs
         index = best[:, None, None].expand(-1, 1, self.action_dim)
         return means.gather(1, index).squeeze(1)  # gather, not fancy indexing: exportable
 

@@ -99,6 +99,7 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
         episode.rewards.append(reward)
         episode.dones.append(done and episode.success)
         if record:
+            assert state is not None
             episode.states.append(state)
             episode._record_obs(obs)
     episode.last_obs = obs

@@ -31,6 +31,7 @@ from vismanip.policies.checkpoint import PolicyWeights
 from vismanip.sim2real.randomization import RandomizationConfig
 
 Result = TypeVar("Result")
+Result_co = TypeVar("Result_co", covariant=True)
 T = TypeVar("T")
 # What a worker acts with: weights of an ImagePolicy (rebuilt in the worker, or loaded into
 # the one it has when only the numbers changed), or a picklable zero-argument loader, e.g.
@@ -93,8 +94,10 @@ class RolloutWorker:
             self._scene = None
 
 
-class Task(Protocol[Result]):
-    def __call__(self, worker: RolloutWorker) -> Result: ...
+class Task(Protocol[Result_co]):
+    """A picklable callable that runs one episode (or any job) inside a worker."""
+
+    def __call__(self, worker: RolloutWorker) -> Result_co: ...
 
 
 class EpisodeRunner:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ def kornia_pipeline(config: AugmentationConfig, size: int) -> torch.nn.Module | 
     """float (B, 3, S, S) in [0, 1] -> same; None when the config does nothing."""
     import kornia.augmentation as K
 
-    ops: list[torch.nn.Module] = []
+    ops: list[Any] = []  # kornia augmentations
     if config.crop_scale < 1:
         ops.append(K.RandomResizedCrop((size, size), scale=(config.crop_scale, 1.0)))
     if config.shift_pad > 0:

@@ -339,7 +339,7 @@ class SceneRandomizer:
         return light
 
     def _sample_cameras(self, rng: np.random.Generator) -> dict[str, Any]:
-        config, cameras = self.config, {}
+        config, cameras = self.config, dict[str, Any]()
         if not (config.camera_move_m or config.camera_turn_deg or config.camera_fovy_deg):
             return cameras
         for name in self.cameras:
@@ -373,12 +373,13 @@ class SceneRandomizer:
             materials = sorted({int(model.geom_matid[g]) for g in geoms} - {-1})
             model.mat_rgba[materials] = rgba
             texture_ids = self._surface_textures(surface)
-            picture = None
+            picture: np.ndarray | None = None
             if "texture" in look:
                 picture = texture_image(look["texture"], int(look.get("texture_seed", 0)))
             elif texture_ids:  # a plain colour: white pixels under the material colour
                 picture = np.full((8, 8, 3), 255, dtype=np.uint8)
             for texture in texture_ids:
+                assert picture is not None  # texture_ids is non-empty here
                 self._write_texture(texture, picture)
                 uploads.add(texture)
         light = params.get("light", {})

@@ -51,10 +51,14 @@ class LearnerConfig:
     actor_lr, critic_lr: Adam learning rates (the actor is the BC policy's MLP and head).
     critic_hidden: MLP widths of the two Q networks (they read the low-dim state + action).
     init_std: starting exploration std (before the tanh squash); SAC then learns it.
+    alpha_init: SAC's starting entropy temperature (then tuned toward -7 nats).
     bc_weight: weight of the BC term (mean squared error to the demo actions) in the
-        actor's loss; 0 turns it off.
+        actor's loss, whose SAC part is scaled to magnitude ~1 as in TD3+BC (Fujimoto &
+        Gu, 2021), so the weight means the same whatever the rewards' scale; 0: off.
     replay_size: transitions kept from the policy's rollouts.
     warmup_steps: env steps collected before the first update.
+    actor_start_steps: env steps before the actor changes; until then only D and the
+        critic learn, so an untrained critic cannot pull the BC policy away.
     """
 
     batch_size: int = 256
@@ -65,9 +69,11 @@ class LearnerConfig:
     critic_lr: float = 3e-4
     critic_hidden: list[int] = field(default_factory=lambda: [256, 256])
     init_std: float = 0.3
+    alpha_init: float = 0.1
     bc_weight: float = 1.0
     replay_size: int = 300_000
     warmup_steps: int = 2_000
+    actor_start_steps: int = 10_000
 
 
 @dataclass

@@ -100,7 +100,13 @@ class GailLearner(nn.Module):
             PairNet(observation_dim, ACTION_DIM, config.learner.critic_hidden, False),
             in_keys=["observation", "action"],
         )
-        self.sac_loss = SACLoss(actor, critic, num_qvalue_nets=2, target_entropy=-ACTION_DIM)
+        self.sac_loss = SACLoss(
+            actor,
+            critic,
+            num_qvalue_nets=2,
+            target_entropy=-ACTION_DIM,
+            alpha_init=config.learner.alpha_init,
+        )
         self.sac_loss.make_value_estimator(ValueEstimators.TD0, gamma=config.learner.gamma)
         # SACLoss registers its target-entropy buffer on first use; make it exist now, so
         # that a resumed run's state_dict has the same keys as a fresh one.
@@ -142,8 +148,9 @@ class GailLearner(nn.Module):
         return torch.log(d) - torch.log(1 - d)
 
     # ------------------------------------------------------------------ one update
-    def update(self) -> dict[str, float]:
-        """One D step (every `disc.updates_every`), one SAC step with the BC term."""
+    def update(self, train_actor: bool = True) -> dict[str, float]:
+        """One D step (every `disc.updates_every`), one SAC step with the BC term; with
+        `train_actor=False` the policy and its std stay as they are."""
         batch = self.replay.sample()
         rows = torch.randint(len(self.expert), (len(batch),))
         expert = self.expert[rows]
@@ -156,14 +163,17 @@ class GailLearner(nn.Module):
         batch["next", "reward"] = self.reward(batch)
         losses = self.sac_loss(batch)
         bc_loss = self._bc_loss(expert)
-        actor_loss = losses["loss_actor"] + self.config.learner.bc_weight * bc_loss
+        # TD3+BC's normalisation: the SAC term at magnitude ~1 whatever the Q scale.
+        sac_term = losses["loss_actor"] / losses["loss_actor"].detach().abs().clamp(min=1.0)
+        actor_loss = sac_term + self.config.learner.bc_weight * bc_loss
         self.actor_optim.zero_grad()
         self.critic_optim.zero_grad()
         self.alpha_optim.zero_grad()
         (actor_loss + losses["loss_qvalue"] + losses["loss_alpha"]).backward()
-        self.actor_optim.step()
+        if train_actor:
+            self.actor_optim.step()
+            self.alpha_optim.step()
         self.critic_optim.step()
-        self.alpha_optim.step()
         self.target_update.step()
         self.updates += 1
         stats.update(
@@ -172,7 +182,7 @@ class GailLearner(nn.Module):
             bc_loss=float(bc_loss.detach()),
             alpha=float(losses["alpha"].detach()),
             reward=float(batch["next", "reward"].mean()),
-            exploration_std=float(self.head.log_std.exp().mean()),
+            exploration_std=float(self.head.log_std.detach().exp().mean()),
         )
         return stats
 

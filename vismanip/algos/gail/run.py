@@ -24,7 +24,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -181,7 +181,7 @@ class GailRun:
             for i in range(config.episodes_per_iteration)
         ]
         batch = list(runner.run(tasks, ordered=True))
-        shard = torch.cat([self._transitions(t) for t in batch])
+        shard = cast(TensorDict, torch.cat([self._transitions(t) for t in batch]))
         _save_atomic(shard.to_dict(), self.dir / "replay" / f"iter_{iteration:06d}.pt")
         learner.add(shard)
         return batch
@@ -201,10 +201,11 @@ class GailRun:
         if env_steps < learner_config.warmup_steps:
             return {}
         updates = max(1, round(learner_config.updates_per_step * new_steps))
+        train_actor = env_steps >= learner_config.actor_start_steps
         learner.train()
         totals: dict[str, list[float]] = {}
         for _ in range(updates):
-            for key, value in learner.update().items():
+            for key, value in learner.update(train_actor).items():
                 totals.setdefault(key, []).append(value)
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
