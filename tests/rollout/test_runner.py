@@ -11,8 +11,9 @@ from functools import partial
 
 import pytest
 
+from vismanip.envs.tasks import EnvConfig
 from vismanip.errors import VismanipError
-from vismanip.rollout.runner import EpisodeRunner, RolloutWorker
+from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
 
 
 @dataclass
@@ -96,3 +97,31 @@ def test_bad_settings_are_one_line():
         EpisodeRunner(0)
     with pytest.raises(VismanipError, match="unknown runner backend 'slurm'"):
         EpisodeRunner(1, backend="slurm")
+
+
+@dataclass
+class ImportsLightning:
+    """A task whose module pulls in lightning (hence triton) after the worker rendered."""
+
+    def __call__(self, worker: RolloutWorker) -> bool:
+        import lightning  # noqa: F401
+
+        return True
+
+
+@dataclass
+class Renders:
+    """Builds the worker's env and renders its first frame."""
+
+    scene: Scene
+
+    def __call__(self, worker: RolloutWorker) -> int:
+        return int(worker.env(self.scene).reset(0)["agentview_image"].mean() > 0)
+
+
+@pytest.mark.sim
+def test_a_worker_that_rendered_can_still_import_lightning():
+    scene = Scene(EnvConfig(task="lift", image_size=32))
+    with EpisodeRunner(2) as runner:
+        assert list(runner.run([Renders(scene), Renders(scene)])) == [1, 1]
+        assert list(runner.run([ImportsLightning(), ImportsLightning()])) == [True, True]

@@ -15,6 +15,8 @@ everything in the calling process when there is one worker (no pickling, easy to
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import signal
 import traceback
@@ -163,11 +165,23 @@ class _Backend(Protocol):
     def close(self) -> None: ...
 
 
+def _load_triton_before_gl() -> None:
+    """Import triton (when installed) before any GL context exists in this process.
+
+    triton ships its own LLVM; imported after Mesa's llvmpipe has loaded its LLVM (the first
+    rendered frame does that), the process segfaults. Lightning and torchrl import triton,
+    and a task's module may import them (DAgger's does), so load it first (~1 s).
+    """
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
+
+
 class _InProcessBackend:
     """One worker in the calling process: tasks run one by one as results are asked for."""
 
     def __init__(self, gl_backend: str) -> None:
         ensure_gl_backend(gl_backend)
+        _load_triton_before_gl()
         self.worker = RolloutWorker()
         self.policy_version = 0
 
@@ -284,6 +298,7 @@ def _serve(conn: Connection) -> None:
     import torch
 
     torch.set_num_threads(1)
+    _load_triton_before_gl()
     worker = RolloutWorker()
     policy_error: str | None = None
     try:
