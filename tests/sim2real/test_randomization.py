@@ -14,10 +14,10 @@ from conftest import run_cli
 from vismanip.config import load_config
 from vismanip.envs import EnvConfig, VisionEnv
 from vismanip.errors import VismanipError
+from vismanip.evaluation.suites import SHIFT_SPLITS, shift_config
 from vismanip.sim2real.randomization import (
-    SHIFT_SPLITS,
     RandomizationConfig,
-    shift_config,
+    randomize_scene,
     texture_image,
     texture_names,
 )
@@ -27,9 +27,28 @@ DEFAULT = Path("configs/randomization/default.yaml")
 CAMERAS = ["agentview", "robot0_eye_in_hand"]
 
 
+def randomized(env_config: EnvConfig, config: RandomizationConfig) -> VisionEnv:
+    """A VisionEnv whose scenes `config` randomizes (as the rollout workers build them)."""
+    env = VisionEnv(env_config)
+    randomize_scene(env, config)
+    return env
+
+
+@pytest.mark.sim
+def test_envs_and_sim2real_agree_on_the_surfaces():
+    from vismanip.sim2real.randomization import SURFACES
+
+    env = VisionEnv(EnvConfig(image_size=16))
+    try:
+        assert set(env.surface_geoms()) == set(SURFACES)
+        assert all(env.surface_geoms()[name] for name in ("table", "robot", "object"))
+    finally:
+        env.close()
+
+
 @pytest.fixture(scope="module")
 def randomized_env():
-    env = VisionEnv(
+    env = randomized(
         EnvConfig(cameras=CAMERAS, image_size=32), load_config(RandomizationConfig, DEFAULT)
     )
     yield env
@@ -63,7 +82,7 @@ def test_object_placement_does_not_depend_on_randomization(randomized_env):
 @pytest.mark.sim
 def test_every_parameter_stays_inside_its_range(randomized_env):
     config = randomized_env.randomizer.config
-    model = randomized_env.env.sim.model._model
+    model = randomized_env.model
     nominal = randomized_env.randomizer._nominal
     allowed = {name for source in config.textures for name in texture_names(source)}
     for seed in range(40):
@@ -172,7 +191,7 @@ def test_collected_demo_stores_its_scene_and_replays_it(tmp_path):
         "--out",
         str(out),
     )
-    env = VisionEnv(
+    env = randomized(
         EnvConfig(cameras=["agentview"], image_size=32), load_config(RandomizationConfig, DEFAULT)
     )
     try:
@@ -193,19 +212,17 @@ def test_collected_demo_stores_its_scene_and_replays_it(tmp_path):
 @pytest.mark.sim
 def test_every_steps_redraws_looks_but_keeps_cameras():
     config = RandomizationConfig(surfaces=["table"], camera_move_m=[0.01, 0.02], every_steps=3)
-    env = VisionEnv(EnvConfig(cameras=["agentview"], image_size=32), config)
+    env = randomized(EnvConfig(cameras=["agentview"], image_size=32), config)
     try:
         env.reset(0)
-        camera = env.env.sim.model._model.cam_pos[
-            env.env.sim.model._model.camera("agentview").id
-        ].copy()
+        camera = env.model.cam_pos[env.model.camera("agentview").id].copy()
         for _ in range(6):
             env.step(np.zeros(7))
         assert [event["step"] for event in env.randomization_events] == [0, 3, 6]
         looks = [event["params"]["surfaces"]["table"] for event in env.randomization_events]
         assert looks[0] != looks[1] != looks[2]
         assert "cameras" not in env.randomization_events[1]["params"]
-        model = env.env.sim.model._model
+        model = env.model
         assert np.array_equal(model.cam_pos[model.camera("agentview").id], camera)
     finally:
         env.close()
@@ -214,9 +231,9 @@ def test_every_steps_redraws_looks_but_keeps_cameras():
 @pytest.mark.sim
 def test_surface_prob_keeps_the_real_look_in_some_episodes():
     config = load_config(RandomizationConfig, Path("configs/randomization/object_colors_half.yaml"))
-    env = VisionEnv(EnvConfig(cameras=["agentview"], image_size=32), config)
+    env = randomized(EnvConfig(cameras=["agentview"], image_size=32), config)
     try:
-        model = env.env.sim.model._model
+        model = env.model
         geoms = env.randomizer.surface_geoms["object"]
         nominal = env.randomizer._nominal["geom_rgba"][geoms]
         recoloured = []

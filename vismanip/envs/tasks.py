@@ -12,22 +12,36 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from vismanip.envs.rendering import CameraRenderer, RenderConfig, check_not_noise, ensure_gl_backend
-from vismanip.errors import VismanipError
-from vismanip.sim2real.randomization import (
-    RANDOMIZATION_STREAM,
-    RandomizationConfig,
-    SceneRandomizer,
+from vismanip.envs.rendering import (
+    LEAN_PREFIXES,
+    VISUAL_GROUP,
+    CameraRenderer,
+    RenderConfig,
+    check_not_noise,
+    ensure_gl_backend,
 )
+from vismanip.errors import VismanipError
 
 ACTION_DIM = 7  # OSC_POSE delta position (3) + delta axis-angle (3) + gripper (1)
 ROBOSUITE_ENV_TYPE = 1  # robomimic's EnvType.ROBOSUITE_TYPE
 MODEL_SEED = 0
 PERTURBATION_STREAM = 7  # seeds perturbations apart from the scene's own randomness
+RANDOMIZATION_STREAM = 11  # seeds randomization apart from the scene's own randomness
+
+
+class Randomizer(Protocol):
+    """Changes a scene's looks, lights, cameras and dynamics per episode; attached from
+    outside (vismanip.sim2real.randomize_scene), so envs never imports sim2real."""
+
+    every_steps: int  # also redraw the looks every N steps (0: only at reset)
+
+    def sample(self, rng: np.random.Generator, looks_only: bool = False) -> dict[str, Any]: ...
+
+    def apply(self, params: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -156,11 +170,12 @@ _DROPPED_KEYS = ("robot0_proprio-state",)
 class VisionEnv:
     """A seeded robosuite env with robomimic observation keys and lean camera images.
 
-    With a `randomization` config each episode's scene (looks, lights, cameras, dynamics) is
-    drawn from the episode seed; `randomization_events` lists what was applied and when.
+    With a randomizer attached (`attach_randomizer`, e.g. by sim2real's `randomize_scene`)
+    each episode's scene is drawn from the episode seed; `randomization_events` lists what
+    was applied and when.
     """
 
-    def __init__(self, config: EnvConfig, randomization: RandomizationConfig | None = None) -> None:
+    def __init__(self, config: EnvConfig) -> None:
         self.config = config
         self.spec = task_spec(config.task)
         if config.image_size < 8:
@@ -186,17 +201,46 @@ class VisionEnv:
         )
         self._frames_checked = False
         self.steps = 0
-        self.randomizer = None
+        self.randomizer: Randomizer | None = None
         self.randomization_events: list[dict[str, Any]] = []
-        if randomization is not None and randomization.enabled():
-            randomization.check(allow_heldout=True)
-            self.randomizer = SceneRandomizer(
-                self.env.sim.model._model,
-                self.renderer,
-                randomization,
-                config.cameras,
-                "target_" if config.object_scene() else self.spec.object_key,
-            )
+
+    # ------------------------------------------------------------------ the scene, for others
+    @property
+    def model(self) -> Any:
+        """The MjModel (mujoco.MjModel) that the simulation and the renderer share."""
+        return self.env.sim.model._model
+
+    @property
+    def cameras(self) -> list[str]:
+        return list(self.config.cameras)
+
+    def surface_geoms(self) -> dict[str, list[int]]:
+        """Visible geoms of each surface (table, floor, walls, robot, object), found by
+        robosuite's naming of the arena, robot and object bodies."""
+        model = self.model
+        object_prefix = "target_" if self.config.object_scene() else self.spec.object_key
+        surfaces: dict[str, list[int]] = {
+            name: [] for name in ("table", "floor", "walls", "robot", "object")
+        }
+        for geom in range(model.ngeom):
+            name = model.geom(geom).name
+            if model.geom_group[geom] != VISUAL_GROUP and name != "floor":
+                continue
+            body = model.body(model.geom_bodyid[geom]).name
+            if name == "floor":
+                surfaces["floor"].append(geom)
+            elif name.startswith("wall_"):
+                surfaces["walls"].append(geom)
+            elif body == "table" or body.startswith("bin"):
+                surfaces["table"].append(geom)
+            elif body.startswith(LEAN_PREFIXES) or body.startswith("gripper0_"):
+                surfaces["robot"].append(geom)
+            elif body.startswith(object_prefix):
+                surfaces["object"].append(geom)
+        return surfaces
+
+    def attach_randomizer(self, randomizer: Randomizer) -> None:
+        self.randomizer = randomizer
 
     # ------------------------------------------------------------------ episode
     def reset(
@@ -236,7 +280,7 @@ class VisionEnv:
             action = self._perturb(action, self.spec.perturbation)
         raw, reward, _, _ = self.env.step(np.clip(action, -1.0, 1.0))
         self.steps += 1
-        every = self.randomizer.config.every_steps if self.randomizer else 0
+        every = self.randomizer.every_steps if self.randomizer else 0
         if self.randomizer is not None and every and self.steps % every == 0:
             self._randomize(self.randomizer.sample(self._randomization_rng, looks_only=True))
         success = self.is_success()

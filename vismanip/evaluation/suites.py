@@ -8,14 +8,39 @@ they change (objects, clutter, looks).
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from vismanip.envs.objects import object_set
 from vismanip.envs.tasks import EnvConfig
 from vismanip.errors import VismanipError
 from vismanip.rollout.runner import Scene
-from vismanip.sim2real.randomization import SHIFT_SPLITS, shift_config
+from vismanip.sim2real.randomization import RandomizationConfig
 
 SUITES = ("generalization",)
+
+# Each visual shift is a randomization preset; "all" combines them.
+SHIFT_DIR = Path(__file__).resolve().parents[2] / "configs" / "randomization" / "shift"
+SHIFT_SPLITS = ("unseen-textures", "lighting", "camera")
+SHIFT_NAMES = ("none", *SHIFT_SPLITS, "all")
+
+
+def shift_config(name: str) -> RandomizationConfig | None:
+    """The scene changes of an evaluation split; None for "none" (the nominal scene).
+
+    "all" combines every split (their settings do not overlap).
+    """
+    from omegaconf import OmegaConf
+
+    if name not in SHIFT_NAMES:
+        raise VismanipError(f"unknown shift {name!r}; valid: {', '.join(SHIFT_NAMES)}")
+    if name == "none":
+        return None
+    splits = SHIFT_SPLITS if name == "all" else (name,)
+    files = [OmegaConf.load(SHIFT_DIR / f"{split}.yaml") for split in splits]
+    merged = OmegaConf.merge(OmegaConf.structured(RandomizationConfig), *files)
+    config: RandomizationConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    config.check(allow_heldout=True)
+    return config
 
 
 def shift_splits(env_config: EnvConfig, names: list[str]) -> dict[str, Scene]:

@@ -30,7 +30,7 @@ from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.envs.tasks import EnvConfig, VisionEnv
 from vismanip.errors import VismanipError
 from vismanip.policies.checkpoint import PolicyWeights
-from vismanip.sim2real.randomization import RandomizationConfig
+from vismanip.sim2real.randomization import RandomizationConfig, randomize_scene
 
 Result = TypeVar("Result")
 Result_co = TypeVar("Result_co", covariant=True)
@@ -67,7 +67,9 @@ class RolloutWorker:
     def env(self, scene: Scene) -> VisionEnv:
         if self._env is None or scene != self._scene:
             self.close()
-            self._env = VisionEnv(scene.env, scene.randomization)
+            self._env = VisionEnv(scene.env)
+            if scene.randomization is not None:
+                randomize_scene(self._env, scene.randomization)
             self._scene = scene
         return self._env
 

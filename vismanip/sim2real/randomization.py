@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -24,8 +24,6 @@ from vismanip.errors import VismanipError
 if TYPE_CHECKING:
     import mujoco
 
-    from vismanip.envs.rendering import CameraRenderer
-
 TEXTURE_DIR = Path(__file__).resolve().parents[2] / "assets" / "textures"
 SURFACES = ("table", "floor", "walls", "robot", "object")
 PROCEDURAL_KINDS = ("noise", "checker", "gradient")
@@ -33,7 +31,6 @@ PROCEDURAL_KINDS = ("noise", "checker", "gradient")
 # for evaluation (`--shift unseen-textures`); collection refuses the held-out ones.
 TEXTURE_SOURCES = ("procedural", "photos", "heldout")
 HELDOUT_SOURCE = "heldout"
-RANDOMIZATION_STREAM = 11  # seeds randomization apart from the scene's own randomness
 TEXTURE_PIXELS = 128  # side of generated patterns; uploads are scaled to each texture's size
 RGB_ROLE = 1  # mjtTextureRole.mjTEXROLE_RGB: the colour texture slot of a material
 
@@ -231,6 +228,40 @@ def _random_offset(rng: np.random.Generator, distance: float) -> np.ndarray:
     return distance * direction / np.linalg.norm(direction)
 
 
+class TextureUploader(Protocol):
+    """What a renderer must offer: re-upload a texture after its pixels changed."""
+
+    def upload_texture(self, texture: int) -> None: ...
+
+
+class RandomizableScene(Protocol):
+    """What an env hands in (VisionEnv does): its model, renderer, cameras, and which
+    visible geoms make up each surface (the env knows its simulator's naming; we do not)."""
+
+    @property
+    def model(self) -> mujoco.MjModel: ...
+
+    @property
+    def renderer(self) -> TextureUploader: ...
+
+    @property
+    def cameras(self) -> list[str]: ...
+
+    def surface_geoms(self) -> dict[str, list[int]]: ...
+
+    def attach_randomizer(self, randomizer: SceneRandomizer) -> None: ...
+
+
+def randomize_scene(env: RandomizableScene, config: RandomizationConfig) -> None:
+    """Give `env` a SceneRandomizer for `config` (nothing when the config changes nothing):
+    each episode's looks, lights, cameras and dynamics are then drawn from its seed."""
+    if config.enabled():
+        config.check(allow_heldout=True)
+        env.attach_randomizer(
+            SceneRandomizer(env.model, env.renderer, config, env.cameras, env.surface_geoms())
+        )
+
+
 class SceneRandomizer:
     """Samples and applies randomization params to one MjModel (and its renderer).
 
@@ -241,16 +272,17 @@ class SceneRandomizer:
     def __init__(
         self,
         model: mujoco.MjModel,
-        renderer: CameraRenderer,
+        renderer: TextureUploader,
         config: RandomizationConfig,
         cameras: list[str],
-        object_prefix: str,
+        surface_geoms: dict[str, list[int]],
     ) -> None:
         self.model = model
         self.renderer = renderer
         self.config = config
+        self.every_steps = config.every_steps
         self.cameras = list(cameras)
-        self.surface_geoms = _surface_geoms(model, object_prefix)
+        self.surface_geoms = surface_geoms
         self.object_bodies = sorted(
             {int(model.geom_bodyid[g]) for g in self.surface_geoms["object"]}
         )
@@ -446,52 +478,3 @@ class SceneRandomizer:
 def _texture_span(model: mujoco.MjModel, texture: int) -> tuple[int, int]:
     size = int(model.tex_width[texture] * model.tex_height[texture] * model.tex_nchannel[texture])
     return int(model.tex_adr[texture]), size
-
-
-def _surface_geoms(model: mujoco.MjModel, object_prefix: str) -> dict[str, list[int]]:
-    """Visible geoms per surface name, found by robosuite's naming of the arena and robot."""
-    from vismanip.envs.rendering import LEAN_PREFIXES, VISUAL_GROUP
-
-    surfaces: dict[str, list[int]] = {name: [] for name in SURFACES}
-    for geom in range(model.ngeom):
-        if model.geom_group[geom] != VISUAL_GROUP and model.geom(geom).name != "floor":
-            continue
-        name = model.geom(geom).name
-        body = model.body(model.geom_bodyid[geom]).name
-        if name == "floor":
-            surfaces["floor"].append(geom)
-        elif name.startswith("wall_"):
-            surfaces["walls"].append(geom)
-        elif body == "table" or body.startswith("bin"):
-            surfaces["table"].append(geom)
-        elif body.startswith(LEAN_PREFIXES) or body.startswith("gripper0_"):
-            surfaces["robot"].append(geom)
-        elif body.startswith(object_prefix):
-            surfaces["object"].append(geom)
-    return surfaces
-
-
-# --------------------------------------------------------------------------- shift splits
-
-SHIFT_DIR = Path(__file__).resolve().parents[2] / "configs" / "randomization" / "shift"
-SHIFT_SPLITS = ("unseen-textures", "lighting", "camera")
-SHIFT_NAMES = ("none", *SHIFT_SPLITS, "all")
-
-
-def shift_config(name: str) -> RandomizationConfig | None:
-    """The scene changes of an evaluation split; None for "none" (the nominal scene).
-
-    "all" combines every split (their settings do not overlap).
-    """
-    from omegaconf import OmegaConf
-
-    if name not in SHIFT_NAMES:
-        raise VismanipError(f"unknown shift {name!r}; valid: {', '.join(SHIFT_NAMES)}")
-    if name == "none":
-        return None
-    splits = SHIFT_SPLITS if name == "all" else (name,)
-    files = [OmegaConf.load(SHIFT_DIR / f"{split}.yaml") for split in splits]
-    merged = OmegaConf.merge(OmegaConf.structured(RandomizationConfig), *files)
-    config: RandomizationConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    config.check(allow_heldout=True)
-    return config
