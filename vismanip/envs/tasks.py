@@ -387,10 +387,9 @@ def robosuite_env_name(config: EnvConfig) -> str:
     own_env = task_spec(config.task).env_name
     if not config.object_scene():
         return own_env
-    from vismanip.envs.objects import register_object_envs
-
     import_robosuite(config.render.backend)
-    register_object_envs()
+    import vismanip.envs.object_scenes  # noqa: F401  (defining the classes registers them)
+
     return OBJECT_SET_ENVS[own_env]
 
 
