@@ -21,7 +21,8 @@ import numpy as np
 from vismanip.data.collect import CollectConfig, collect
 from vismanip.data.validate import dataset_info
 from vismanip.envs.rendering import RenderConfig
-from vismanip.envs.tasks import EnvConfig, VisionEnv, import_robosuite
+from vismanip.envs.tasks import EnvConfig
+from vismanip.envs.vision_env import VisionEnv, import_robosuite
 
 
 def random_actions(seed: int = 0):

@@ -9,7 +9,8 @@ from vismanip.envs.rendering import (
     ensure_gl_backend,
     render_probe_frame,
 )
-from vismanip.envs.tasks import EnvConfig, VisionEnv
+from vismanip.envs.tasks import EnvConfig
+from vismanip.envs.vision_env import VisionEnv
 from vismanip.errors import VismanipError
 
 

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from vismanip.envs.tasks import EnvConfig, VisionEnv
+from vismanip.envs.actions import GRIPPER_OPEN
+from vismanip.envs.tasks import EnvConfig
+from vismanip.envs.vision_env import VisionEnv
 from vismanip.experts import expert_actor, make_expert
-from vismanip.experts.base import GRIPPER_OPEN, NoisyExpert
+from vismanip.experts.base import NoisyExpert
 from vismanip.rollout.episode import rollout
 
 pytestmark = pytest.mark.sim

@@ -32,7 +32,8 @@ from vismanip.algos.bc import OptimConfig, RolloutConfig, TrainConfig, TrainerCo
 from vismanip.config import config_from_dict, load_run_config, run_metadata
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.data.hdf5 import append_demos, demo_names, open_dataset, write_episode_file
-from vismanip.envs.tasks import VisionEnv, task_spec
+from vismanip.envs.tasks import task_spec
+from vismanip.envs.vision_env import VisionEnv
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.metrics import gaussian_kl

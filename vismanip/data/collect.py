@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from vismanip.config import run_metadata
 from vismanip.data.hdf5 import assemble_dataset, demo_names, open_dataset, write_episode_file
-from vismanip.envs.tasks import EnvConfig, env_args_json
+from vismanip.envs.tasks import EnvConfig
+from vismanip.envs.vision_env import env_args_json
 from vismanip.errors import VismanipError
 from vismanip.experts import expert_actor, expert_name
 from vismanip.rollout.episode import episode_seed, rollout

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from vismanip.data.hdf5 import demo_names, env_args, image_convention, open_dataset
-from vismanip.envs.tasks import ACTION_DIM
+from vismanip.envs.actions import ACTION_DIM
 from vismanip.errors import VismanipError
 
 

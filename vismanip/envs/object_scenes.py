@@ -3,7 +3,7 @@
 robosuite registers an env class by name when the class is defined, so importing this
 module is what lets `robosuite.make("ObjectSetLift", ...)` find them. It imports robosuite
 at the top, so import it only after `import_robosuite()` chose the GL backend (mujoco binds
-it at import): `robosuite_env_name()` in tasks.py does that.
+it at import): `robosuite_env_name()` in vision_env.py does that.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,63 +22,55 @@ LIFT_CLEARANCE_M = 0.10  # object-set Lift: raise the grasp point this far above
 
 
 def _lift_expert(env: VisionEnv) -> Expert:
-    table_height = float(env.env.table_offset[2])
-    if not env.config.object_scene():
+    table_height = env.table_height()
+    target = env.target_object
+    if target is None:
         return LiftExpert(table_height)
     from vismanip.envs.objects import OBJECTS
 
-    scene = env.env  # ObjectSetLift: this episode's target and its measured geometry
-    spec = OBJECTS[scene.target_name]
-    grasp = scene.grasp_offset()
+    spec = OBJECTS[target]  # this episode's target and its measured geometry
+    grasp = env.grasp_offset()
     return LiftExpert(
         table_height,
         grasp_offset_z=grasp,
-        lift_to_z=scene.rest_height() + grasp + LIFT_CLEARANCE_M,
+        lift_to_z=env.rest_height() + grasp + LIFT_CLEARANCE_M,
         yaw_symmetry=spec.grasp_symmetry,
         yaw_offset=spec.grasp_yaw,
     )
 
 
 def _pick_place_expert(env: VisionEnv) -> Expert:
-    """Reads the target bin of the single object robosuite placed this episode."""
-    suite_env = env.env
-    object_id = suite_env.object_id
-    target = suite_env.target_bin_placements[object_id]
-    half = np.asarray(suite_env.bin_size[:2]) / 4.0  # each target is a quarter of bin 2
-    low, high = target[:2] - half, target[:2] + half
+    """Carries the single object robosuite placed this episode into its bin quarter."""
+    centre, half = env.goal_area()
+    low, high = centre - half, centre + half
     # robosuite's nominal spot (the quarter's centre) is at the edge of the Panda's reach;
     # any point inside the quarter succeeds, so aim at the reachable one nearest the base.
-    base_xy = np.asarray(suite_env.robots[0].base_pos)[:2]
-    place_xy = np.clip(base_xy, low + PLACE_INSET_M, high - PLACE_INSET_M)
-    name = suite_env.objects[object_id].name
-    # Objects start at rest in bin 1; bin 2's floor is level with it plus the bins' offset.
-    start_z = suite_env.sim.data.body_xpos[suite_env.obj_body_id[name]][2]
-    rest_height = float(start_z - suite_env.bin1_pos[2] + suite_env.bin2_pos[2])
+    place_xy = np.clip(env.robot_base_xy(), low + PLACE_INSET_M, high - PLACE_INSET_M)
     return PickPlaceExpert(
-        object_key=name,
+        object_key=env.goal_object_key(),
         target_xy=place_xy,
         target_bounds=(low, high),
-        rim_height=float(suite_env.bin2_pos[2]) + 0.1,
-        rest_height=rest_height,
+        rim_height=env.goal_surface_height() + 0.1,
+        rest_height=env.rest_height_at_goal(),
     )
 
 
 def _object_pick_place_expert(env: VisionEnv) -> Expert:
     """Carries this episode's object (any of the set) onto the green square."""
-    from vismanip.envs.objects import OBJECTS, PLACE_HALF_M
+    from vismanip.envs.objects import OBJECTS
 
-    scene = env.env  # ObjectSetPickPlace
-    spec = OBJECTS[scene.target_name]
-    grasp = scene.grasp_offset()
-    bottom, _ = scene.extents[scene.cube.name]
-    target = scene.place_target_xy()
-    inset = PLACE_HALF_M - PLACE_INSET_M / 2
+    assert env.target_object is not None  # pick_place always draws from a set
+    spec = OBJECTS[env.target_object]
+    grasp = env.grasp_offset()
+    bottom, _ = env.object_extent()
+    target, half = env.goal_area()
+    inset = half[0] - PLACE_INSET_M / 2
     return PickPlaceExpert(
         object_key="cube",
         target_xy=target,
         target_bounds=(target - inset, target + inset),
-        rim_height=float(scene.table_offset[2]) + grasp - bottom,
-        rest_height=scene.rest_height() + grasp,
+        rim_height=env.goal_surface_height() + grasp - bottom,
+        rest_height=env.rest_height_at_goal() + grasp,
         release_clearance=0.01,
         grasp_offset_z=grasp,
         yaw_symmetry=spec.grasp_symmetry,
@@ -85,11 +78,18 @@ def _object_pick_place_expert(env: VisionEnv) -> Expert:
     )
 
 
-EXPERTS = {
+EXPERTS: dict[str, Callable[[VisionEnv], Expert]] = {
     "lift": _lift_expert,
     "pick_place_can": _pick_place_expert,
     "pick_place": _object_pick_place_expert,
 }
+
+
+def register_expert(name: str, factory: Callable[[VisionEnv], Expert]) -> None:
+    """Add a scripted expert beside `envs.register_task`: a task uses the expert its
+    TaskSpec names (`expert=`), or the one registered under its own name. `factory(env)`
+    is called after each reset and reads the scene through VisionEnv's accessors."""
+    EXPERTS[name] = factory
 
 
 def expert_name(task: str) -> str:
@@ -127,4 +127,12 @@ def expert_actor(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 
     return act
 
 
-__all__ = ["EXPERTS", "Expert", "NoisyExpert", "expert_actor", "expert_name", "make_expert"]
+__all__ = [
+    "EXPERTS",
+    "Expert",
+    "NoisyExpert",
+    "expert_actor",
+    "expert_name",
+    "make_expert",
+    "register_expert",
+]

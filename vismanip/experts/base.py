@@ -14,9 +14,8 @@ from typing import Protocol
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-# OSC_POSE maps a rotation action of 1 to this per-step delta (robosuite's output_max).
-ROTATION_STEP_RAD = 0.5
-GRIPPER_OPEN, GRIPPER_CLOSE = -1.0, 1.0
+from vismanip.envs.actions import ROTATION_STEP_RAD
+
 # A gripper pointing straight down (robosuite's eef frame, quaternion xyzw).
 DOWN = Rotation.from_quat([1.0, 0.0, 0.0, 0.0])
 

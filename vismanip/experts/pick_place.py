@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vismanip.envs.actions import GRIPPER_CLOSE, GRIPPER_OPEN
 from vismanip.experts.base import (
-    GRIPPER_CLOSE,
-    GRIPPER_OPEN,
     aligned_yaw,
     fingers_moving,
     gripper_gap,

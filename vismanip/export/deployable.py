@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 import vismanip
-from vismanip.envs.tasks import OSC_OUTPUT_MAX, EnvConfig
+from vismanip.envs.actions import OSC_OUTPUT_MAX
+from vismanip.envs.tasks import EnvConfig
 from vismanip.policies import ImagePolicy
 
 METADATA_VERSION = 1

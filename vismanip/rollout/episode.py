@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vismanip.envs.tasks import VisionEnv
+from vismanip.envs.vision_env import VisionEnv
 
 
 @dataclass

@@ -27,7 +27,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol, TypeVar
 
 from vismanip.envs.rendering import ensure_gl_backend
-from vismanip.envs.tasks import EnvConfig, VisionEnv
+from vismanip.envs.tasks import EnvConfig
+from vismanip.envs.vision_env import VisionEnv
 from vismanip.errors import VismanipError
 from vismanip.policies.checkpoint import PolicyWeights
 from vismanip.sim2real.randomization import RandomizationConfig, randomize_scene

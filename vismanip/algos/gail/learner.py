@@ -22,7 +22,7 @@ from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import GAILLoss, SACLoss, SoftUpdate, ValueEstimators
 
 from vismanip.algos.gail.configuration import GailConfig
-from vismanip.algos.gail.transitions import ACTION_DIM
+from vismanip.envs.actions import ACTION_DIM
 from vismanip.policies import ImagePolicy
 
 # torchrl logs an INFO line per buffer it allocates: keep the user's console for progress.

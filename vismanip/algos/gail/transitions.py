@@ -9,7 +9,7 @@ import torch
 from tensordict import TensorDict
 from torch import Tensor
 
-ACTION_DIM = 7
+from vismanip.envs.actions import ACTION_DIM
 
 
 def absorbing(observations: Tensor) -> Tensor:
