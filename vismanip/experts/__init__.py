@@ -14,7 +14,6 @@ from vismanip.experts.pick_place import PickPlaceExpert
 
 if TYPE_CHECKING:
     from vismanip.envs import VisionEnv
-    from vismanip.rollout.episode import Actor
 
 
 PLACE_INSET_M = 0.05  # keep the placed object this far inside its target area
@@ -110,7 +109,9 @@ def make_expert(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0
     return NoisyExpert(expert, noise_std, seed) if noise_std > 0 else expert
 
 
-def expert_actor(task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0) -> Actor:
+def expert_actor(
+    task: str, env: VisionEnv, noise_std: float = 0.0, seed: int = 0
+) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     """An obs -> action callable for `rollout`: the expert is built on the first call.
 
     `rollout` resets the env itself, and an expert must be built after that reset because
