@@ -104,13 +104,13 @@ class GailRun:
         observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
         learner = GailLearner(self.policy, self.feature_dim, observation_dim, expert, config)
         progress = self._restore(learner) if resume else _Progress()
-        loggers = [
-            CSVLogger(self.dir, name="logs", version=""),
-            TensorBoardLogger(self.dir, name="logs", version=""),
-        ]
         # Lightning's loggers, not its Trainer: the loop alternates simulator batches and
         # gradient steps on a replay buffer, which Trainer's epoch/dataloader loop does not
         # model; the logs land in the same CSV/TensorBoard layout as BC runs.
+        self.loggers = [
+            CSVLogger(self.dir, name="logs", version=""),
+            TensorBoardLogger(self.dir, name="logs", version=""),
+        ]
         with (
             EpisodeRunner(config.workers, gl_backend=self.env_config.render.backend) as runner,
             tqdm(
@@ -118,7 +118,7 @@ class GailRun:
             ) as bar,
         ):
             if not progress.history:
-                self._evaluate(runner, progress, learner)
+                self._evaluate(runner, progress)
             while progress.env_steps < config.env_steps:
                 started = time.perf_counter()
                 batch = self._collect(runner, learner, progress.iteration)
@@ -126,35 +126,29 @@ class GailRun:
                 stats = self._train(learner, progress.env_steps + steps, steps)
                 progress.env_steps += steps
                 progress.iteration += 1
-                progress.wall_time += time.perf_counter() - started
                 stats.update(
                     env_steps=progress.env_steps,
                     rollout_success=float(np.mean([t.success for t in batch])),
                 )
                 progress.iterations.append(stats)
-                for logger in loggers:
-                    logger.log_metrics(stats, step=progress.env_steps)
+                self._log(stats, progress.env_steps)
+                evaluate = progress.env_steps >= config.env_steps or (
+                    progress.env_steps // config.eval_every
+                    > progress.last_eval // config.eval_every
+                )
+                progress.wall_time += time.perf_counter() - started
+                if evaluate:  # (its entry records the wall time before it, evaluations included)
+                    started = time.perf_counter()
+                    self._evaluate(runner, progress)
+                    progress.wall_time += time.perf_counter() - started
+                self._save(learner, progress)
                 bar.update(steps)
                 bar.set_postfix(
                     success=f"{progress.history[-1]['success_rate']:.0%}",
                     rollouts=f"{stats['rollout_success']:.0%}",
                     refresh=False,
                 )
-                if (
-                    progress.env_steps // config.eval_every
-                    > progress.last_eval // config.eval_every
-                ):
-                    self._evaluate(runner, progress, learner)
-                    for logger in loggers:
-                        logger.log_metrics(
-                            {"eval/success_rate": progress.history[-1]["success_rate"]},
-                            step=progress.env_steps,
-                        )
-                self._save(learner, progress)
-            if progress.last_eval != progress.env_steps:
-                self._evaluate(runner, progress, learner)
-                self._save(learner, progress)
-        for logger in loggers:
+        for logger in self.loggers:
             logger.save()
         return progress.history
 
@@ -209,7 +203,11 @@ class GailRun:
                 totals.setdefault(key, []).append(value)
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
-    def _evaluate(self, runner: EpisodeRunner, progress: _Progress, learner: GailLearner) -> None:
+    def _log(self, metrics: dict[str, float], env_steps: int) -> None:
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=env_steps)
+
+    def _evaluate(self, runner: EpisodeRunner, progress: _Progress) -> None:
         """The deterministic policy (what eval and export use) on seeded episodes."""
         runner.set_policy(PolicyWeights.of(self.policy))
         summary = run_evaluation(
@@ -234,6 +232,7 @@ class GailRun:
                 entry[key] = recent[key]
         progress.history.append(entry)
         progress.last_eval = progress.env_steps
+        self._log({"eval/success_rate": summary["success_rate"]}, progress.env_steps)
         if summary["success_rate"] > progress.best_success or not (self.dir / "best.ckpt").exists():
             progress.best_success = summary["success_rate"]
             save_policy(self.dir / "best.ckpt", self.policy, self.env_config, self.train_config)
