@@ -199,3 +199,34 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     assert "success" in result.stdout
     run_cli("export", str(run / "best.ckpt"), "--out", str(tmp_path / "gail.pt"), "--samples", "8")
     assert (tmp_path / "gail.pt").stat().st_size > 1000
+
+
+def test_ppo_learner_trains_on_whole_episodes():
+    from vismanip.algos.gail.learner import PpoGailLearner
+    from vismanip.algos.gail.transitions import episode_td
+
+    torch.manual_seed(0)
+    config = GailConfig()
+    config.learner.type = "ppo"
+    config.learner.ppo.minibatch_size = 32
+    expert = toy_transitions(200, centre=1.0, action=0.5, seed=0)
+    learner = PpoGailLearner(tiny_policy(), FEATURE_DIM, OBS_DIM, expert, config)
+    rng = np.random.default_rng(2)
+    episodes = torch.cat(
+        [
+            episode_td(
+                rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32),
+                (-1.0 + 0.3 * rng.normal(size=(steps + 1, OBS_DIM))).astype(np.float32),
+                rng.uniform(-0.9, 0.9, size=(steps, 7)).astype(np.float32),
+                success,
+                np.zeros(steps, dtype=np.float32),
+            )
+            for steps, success in ((40, True), (60, False))
+        ]
+    )
+    assert episodes["next", "terminated"].sum() == 1 and episodes["next", "done"].sum() == 2
+    head_before = learner.policy.head.weight.detach().clone()
+    stats = [learner.update_on(episodes) for _ in range(10)]
+    assert not torch.equal(head_before, learner.policy.head.weight)  # the actor moved
+    assert stats[-1]["disc_accuracy_expert"] > 0.9 and stats[-1]["disc_accuracy_policy"] > 0.9
+    assert set(learner.optimizers()) == {"disc_optim", "actor_optim", "critic_optim"}

@@ -12,6 +12,7 @@ CHOICES = {
     "disc.pairs": ("state_action", "state_next"),
     "disc.reward": ("gail", "airl"),
     "reward_source": ("discriminator", "success"),
+    "learner.type": ("sac", "ppo"),
 }
 
 
@@ -42,12 +43,31 @@ class DiscriminatorConfig:
 
 
 @dataclass
-class LearnerConfig:
-    """The off-policy learner (SAC, DAC-style) on the policy's head.
+class PpoConfig:
+    """The on-policy learner of the original GAIL (`learner.type=ppo`), via torchrl's
+    ClipPPOLoss and GAE. Each iteration's episodes are used for `epochs` passes in
+    minibatches of `minibatch_size`, then dropped.
 
-    batch_size: transitions per update (half expert, half policy for D).
-    updates_per_step: gradient updates per collected env step (update-to-data ratio).
-    gamma: discount; tau: target-network soft-update rate.
+    clip: PPO's ratio clip; lmbda: GAE's λ; entropy_coef: entropy bonus;
+    value_hidden: MLP widths of the value network V(state).
+    """
+
+    epochs: int = 4
+    minibatch_size: int = 256
+    clip: float = 0.2
+    lmbda: float = 0.95
+    entropy_coef: float = 0.0
+    value_hidden: list[int] = field(default_factory=lambda: [256, 256])
+
+
+@dataclass
+class LearnerConfig:
+    """The RL learner on the policy's head: `type` "sac" (off-policy, DAC-style, the
+    default) or "ppo" (on-policy, the original GAIL; its own knobs in `ppo`).
+
+    batch_size: transitions per update (as many expert ones for D and the BC term).
+    updates_per_step: gradient updates per collected env step (update-to-data ratio; SAC).
+    gamma: discount; tau: target-network soft-update rate (SAC).
     actor_lr, critic_lr: Adam learning rates (the actor is the BC policy's MLP and head).
     critic_hidden: MLP widths of the two Q networks (they read the low-dim state + action).
     init_std: starting exploration std (before the tanh squash); SAC then learns it.
@@ -55,12 +75,13 @@ class LearnerConfig:
     bc_weight: weight of the BC term (mean squared error to the demo actions) in the
         actor's loss, whose SAC part is scaled to magnitude ~1 as in TD3+BC (Fujimoto &
         Gu, 2021), so the weight means the same whatever the rewards' scale; 0: off.
-    replay_size: transitions kept from the policy's rollouts.
-    warmup_steps: env steps collected before the first update.
+    replay_size: transitions kept from the policy's rollouts (SAC).
+    warmup_steps: env steps collected before the first update (SAC).
     actor_start_steps: env steps before the actor changes; until then only D and the
         critic learn, so an untrained critic cannot pull the BC policy away.
     """
 
+    type: str = "sac"
     batch_size: int = 256
     updates_per_step: float = 0.25
     gamma: float = 0.99
@@ -74,6 +95,7 @@ class LearnerConfig:
     replay_size: int = 300_000
     warmup_steps: int = 2_000
     actor_start_steps: int = 10_000
+    ppo: PpoConfig = field(default_factory=PpoConfig)
 
 
 @dataclass
@@ -120,6 +142,7 @@ class GailConfig:
             "disc.pairs": self.disc.pairs,
             "disc.reward": self.disc.reward,
             "reward_source": self.reward_source,
+            "learner.type": self.learner.type,
         }
         for key, value in values.items():
             if value not in CHOICES[key]:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
 import torch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
-from torchrl.objectives import GAILLoss, SACLoss, SoftUpdate, ValueEstimators
+from torchrl.objectives import ClipPPOLoss, GAILLoss, SACLoss, SoftUpdate, ValueEstimators
+from torchrl.objectives.value import GAE
 
 from vismanip.algos.gail.configuration import GailConfig
 from vismanip.envs.actions import ACTION_DIM
@@ -66,13 +68,13 @@ class GaussianHead(nn.Module):
         return mean, self.log_std.clamp(-5.0, 1.0).exp().expand_as(mean)
 
 
-class GailLearner(nn.Module):
-    """Discriminator + SAC on the policy's head + BC term; `update()` is one step of each."""
+class AdversarialLearner(nn.Module):
+    """What both learners share: the discriminator and its reward, the actor around the BC
+    policy, and the BC term. Subclasses add the RL part (`update`)."""
 
     def __init__(
         self,
         policy: ImagePolicy,
-        feature_dim: int,
         observation_dim: int,
         expert: TensorDict,
         config: GailConfig,
@@ -82,7 +84,6 @@ class GailLearner(nn.Module):
         self.policy = policy
         for parameter in [*policy.encoders.parameters()]:
             parameter.requires_grad_(False)  # the encoder stays as BC trained it
-        observation_dim += 1  # the absorbing indicator
         second = ACTION_DIM if config.disc.pairs == "state_action" else observation_dim
         self.discriminator = PairNet(observation_dim, second, config.disc.hidden, True)
         self.gail_loss = GAILLoss(
@@ -91,46 +92,31 @@ class GailLearner(nn.Module):
             gp_lambda=config.disc.grad_penalty,
         )
         self.head = GaussianHead(policy, config.learner.init_std)
-        actor = ProbabilisticActor(
+        self.actor_parameters = [
+            *policy.trunk.parameters(),
+            *policy.head.parameters(),
+            self.head.log_std,
+        ]
+        self.disc_optim = torch.optim.Adam(self.discriminator.parameters(), lr=config.disc.lr)
+        self.expert = expert
+        self.updates = 0
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimizer by attribute name (what a resumed run restores)."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if isinstance(value, torch.optim.Optimizer)
+        }
+
+    def make_actor(self) -> ProbabilisticActor:
+        """The stochastic actor torchrl's losses take: a tanh-squashed Gaussian around the
+        policy's (pre-tanh) action, reading the frozen encoder's output ("features")."""
+        return ProbabilisticActor(
             TensorDictModule(self.head, ["features"], ["loc", "scale"]),
             in_keys=["loc", "scale"],
             distribution_class=TanhNormal,
         )
-        critic = ValueOperator(
-            PairNet(observation_dim, ACTION_DIM, config.learner.critic_hidden, False),
-            in_keys=["observation", "action"],
-        )
-        self.sac_loss = SACLoss(
-            actor,
-            critic,
-            num_qvalue_nets=2,
-            target_entropy=-ACTION_DIM,
-            alpha_init=config.learner.alpha_init,
-        )
-        self.sac_loss.make_value_estimator(ValueEstimators.TD0, gamma=config.learner.gamma)
-        # SACLoss registers its target-entropy buffer on first use; make it exist now, so
-        # that a resumed run's state_dict has the same keys as a fresh one.
-        _ = self.sac_loss.target_entropy
-        self.target_update = SoftUpdate(self.sac_loss, tau=config.learner.tau)
-        learner = config.learner
-        self.actor_optim = torch.optim.Adam(
-            [*policy.trunk.parameters(), *policy.head.parameters(), self.head.log_std],
-            lr=learner.actor_lr,
-        )
-        self.critic_optim = torch.optim.Adam(
-            self.sac_loss.qvalue_network_params.values(True, True), lr=learner.critic_lr
-        )
-        self.alpha_optim = torch.optim.Adam([self.sac_loss.log_alpha], lr=learner.critic_lr)
-        self.disc_optim = torch.optim.Adam(self.discriminator.parameters(), lr=config.disc.lr)
-        self.expert = expert
-        self.replay = ReplayBuffer(
-            storage=LazyTensorStorage(learner.replay_size), batch_size=learner.batch_size
-        )
-        self.updates = 0
-
-    # ------------------------------------------------------------------ data
-    def add(self, transitions: TensorDict) -> None:
-        self.replay.extend(transitions)
 
     def _d_pair(self, td: TensorDict) -> Tensor:
         return (
@@ -146,6 +132,82 @@ class GailLearner(nn.Module):
         if self.config.disc.reward == "gail":
             return -torch.log(1 - d)
         return torch.log(d) - torch.log(1 - d)
+
+    def _update_discriminator(self, expert: TensorDict, policy: TensorDict) -> dict[str, float]:
+        pairs = TensorDict(
+            {
+                "observation": expert["observation"],
+                "action": self._d_pair(expert),
+                "collector_observation": policy["observation"],
+                "collector_action": self._d_pair(policy),
+            },
+            [len(expert)],
+        )
+        loss = self.gail_loss(pairs)
+        self.disc_optim.zero_grad()
+        loss["loss"].backward()
+        self.disc_optim.step()
+        with torch.no_grad():
+            on_expert = self.discriminator(expert["observation"], self._d_pair(expert))
+            on_policy = self.discriminator(policy["observation"], self._d_pair(policy))
+        return {
+            "disc_loss": float(loss["loss"].detach()),
+            "disc_accuracy_expert": float((on_expert > 0.5).float().mean()),
+            "disc_accuracy_policy": float((on_policy < 0.5).float().mean()),
+        }
+
+    def _bc_loss(self, expert: TensorDict) -> Tensor:
+        """Mean squared error of the deterministic action to the demo's, on real states."""
+        real = expert["observation"][:, -1] == 0
+        if self.config.learner.bc_weight == 0 or not bool(real.any()):
+            return torch.zeros(())
+        predicted = torch.tanh(self.policy.action_mean(expert["features"][real]))
+        return ((predicted - expert["action"][real]) ** 2).mean()
+
+
+class GailLearner(AdversarialLearner):
+    """DAC-style: discriminator + SAC on the policy's head + BC term, off-policy from a
+    replay buffer; `update()` is one step of each."""
+
+    def __init__(
+        self,
+        policy: ImagePolicy,
+        feature_dim: int,
+        observation_dim: int,
+        expert: TensorDict,
+        config: GailConfig,
+    ) -> None:
+        observation_dim += 1  # the absorbing indicator
+        super().__init__(policy, observation_dim, expert, config)
+        critic = ValueOperator(
+            PairNet(observation_dim, ACTION_DIM, config.learner.critic_hidden, False),
+            in_keys=["observation", "action"],
+        )
+        self.sac_loss = SACLoss(
+            self.make_actor(),
+            critic,
+            num_qvalue_nets=2,
+            target_entropy=-ACTION_DIM,
+            alpha_init=config.learner.alpha_init,
+        )
+        self.sac_loss.make_value_estimator(ValueEstimators.TD0, gamma=config.learner.gamma)
+        # SACLoss registers its target-entropy buffer on first use; make it exist now, so
+        # that a resumed run's state_dict has the same keys as a fresh one.
+        _ = self.sac_loss.target_entropy
+        self.target_update = SoftUpdate(self.sac_loss, tau=config.learner.tau)
+        learner = config.learner
+        self.actor_optim = torch.optim.Adam(self.actor_parameters, lr=learner.actor_lr)
+        self.critic_optim = torch.optim.Adam(
+            self.sac_loss.qvalue_network_params.values(True, True), lr=learner.critic_lr
+        )
+        self.alpha_optim = torch.optim.Adam([self.sac_loss.log_alpha], lr=learner.critic_lr)
+        self.replay = ReplayBuffer(
+            storage=LazyTensorStorage(learner.replay_size), batch_size=learner.batch_size
+        )
+
+    # ------------------------------------------------------------------ data
+    def add(self, transitions: TensorDict) -> None:
+        self.replay.extend(transitions)
 
     # ------------------------------------------------------------------ one update
     def update(self, train_actor: bool = True) -> dict[str, float]:
@@ -186,33 +248,84 @@ class GailLearner(nn.Module):
         )
         return stats
 
-    def _update_discriminator(self, expert: TensorDict, policy: TensorDict) -> dict[str, float]:
-        pairs = TensorDict(
-            {
-                "observation": expert["observation"],
-                "action": self._d_pair(expert),
-                "collector_observation": policy["observation"],
-                "collector_action": self._d_pair(policy),
-            },
-            [len(expert)],
-        )
-        loss = self.gail_loss(pairs)
-        self.disc_optim.zero_grad()
-        loss["loss"].backward()
-        self.disc_optim.step()
-        with torch.no_grad():
-            on_expert = self.discriminator(expert["observation"], self._d_pair(expert))
-            on_policy = self.discriminator(policy["observation"], self._d_pair(policy))
-        return {
-            "disc_loss": float(loss["loss"].detach()),
-            "disc_accuracy_expert": float((on_expert > 0.5).float().mean()),
-            "disc_accuracy_policy": float((on_policy < 0.5).float().mean()),
-        }
 
-    def _bc_loss(self, expert: TensorDict) -> Tensor:
-        """Mean squared error of the deterministic action to the demo's, on real states."""
-        real = expert["observation"][:, -1] == 0
-        if self.config.learner.bc_weight == 0 or not bool(real.any()):
-            return torch.zeros(())
-        predicted = torch.tanh(self.policy.action_mean(expert["features"][real]))
-        return ((predicted - expert["action"][real]) ** 2).mean()
+class PpoGailLearner(AdversarialLearner):
+    """The original GAIL: discriminator + PPO (clipped ratio, GAE) + BC term, on-policy.
+
+    Episodes end at the goal as terminal steps (no absorbing states: on-policy GAE needs no
+    bootstrapping past the goal) and at the horizon as truncations, which bootstrap.
+    """
+
+    def __init__(
+        self,
+        policy: ImagePolicy,
+        feature_dim: int,
+        observation_dim: int,
+        expert: TensorDict,
+        config: GailConfig,
+    ) -> None:
+        observation_dim += 1  # the absorbing indicator, kept so D reads what SAC's reads
+        super().__init__(policy, observation_dim, expert, config)
+        ppo, learner = config.learner.ppo, config.learner
+        value = ValueOperator(mlp([observation_dim, *ppo.value_hidden, 1]), in_keys=["observation"])
+        self.ppo_loss = ClipPPOLoss(
+            self.make_actor(),
+            value,
+            clip_epsilon=ppo.clip,
+            entropy_bonus=ppo.entropy_coef > 0,
+            entropy_coeff=ppo.entropy_coef,
+            normalize_advantage=True,
+        )
+        self.gae = GAE(gamma=learner.gamma, lmbda=ppo.lmbda, value_network=value)
+        self.actor_optim = torch.optim.Adam(self.actor_parameters, lr=learner.actor_lr)
+        self.critic_optim = torch.optim.Adam(value.parameters(), lr=learner.critic_lr)
+
+    def update_on(self, episodes: TensorDict, train_actor: bool = True) -> dict[str, float]:
+        """D steps against the expert, then `ppo.epochs` passes over these episodes."""
+        ppo = self.config.learner.ppo
+        batch = episodes.clone()
+        size = min(ppo.minibatch_size, len(batch))
+        totals: dict[str, list[float]] = {}
+
+        def keep(stats: dict[str, float]) -> None:
+            for key, value in stats.items():
+                totals.setdefault(key, []).append(value)
+
+        for rows in torch.randperm(len(batch)).split(size):
+            expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
+            if self.config.reward_source == "discriminator":
+                keep(self._update_discriminator(expert, batch[rows]))
+        with torch.no_grad():
+            batch["next", "reward"] = self.reward(batch)
+            self.gae(batch)
+            dist = self.ppo_loss.actor_network.get_dist(batch)
+            batch["action_log_prob"] = dist.log_prob(batch["action"].clamp(-1 + EPS, 1 - EPS))
+        for _ in range(ppo.epochs):
+            for rows in torch.randperm(len(batch)).split(size):
+                minibatch = batch[rows]
+                losses = self.ppo_loss(minibatch)
+                expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
+                bc_loss = self._bc_loss(expert)
+                actor_loss = losses["loss_objective"] + losses.get("loss_entropy", 0.0)
+                self.actor_optim.zero_grad()
+                self.critic_optim.zero_grad()
+                (
+                    actor_loss + self.config.learner.bc_weight * bc_loss + losses["loss_critic"]
+                ).backward()
+                if train_actor:
+                    self.actor_optim.step()
+                self.critic_optim.step()
+                self.updates += 1
+                keep(
+                    {
+                        "critic_loss": float(losses["loss_critic"].detach()),
+                        "actor_loss": float(losses["loss_objective"].detach()),
+                        "bc_loss": float(bc_loss.detach()),
+                    }
+                )
+        stats = {key: float(np.mean(values)) for key, values in totals.items()}
+        stats.update(
+            reward=float(batch["next", "reward"].mean()),
+            exploration_std=float(self.head.log_std.detach().exp().mean()),
+        )
+        return stats

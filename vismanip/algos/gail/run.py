@@ -36,7 +36,7 @@ from tqdm import tqdm
 from vismanip.algos.gail.configuration import GailConfig
 from vismanip.algos.gail.expert import check_demos, expert_transitions
 from vismanip.algos.gail.rollouts import STATE_DIM, GailEpisode, Transitions
-from vismanip.algos.gail.transitions import transitions_td
+from vismanip.algos.gail.transitions import episode_td, transitions_td
 from vismanip.config import run_metadata
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
@@ -47,7 +47,9 @@ from vismanip.rollout.episode import episode_seed
 from vismanip.rollout.runner import EpisodeRunner, Scene
 
 if TYPE_CHECKING:
-    from vismanip.algos.gail.learner import GailLearner
+    from vismanip.algos.gail.learner import GailLearner, PpoGailLearner
+
+    Learner = GailLearner | PpoGailLearner
 
 GAIL_STREAM = 3  # episode seeds apart from collection (0), evaluation (1) and DAgger (2)
 
@@ -96,13 +98,14 @@ class GailRun:
         torch.manual_seed(config.seed)
         # torchrl imports mujoco, which binds its GL backend at import: choose it first.
         ensure_gl_backend(self.env_config.render.backend)
-        from vismanip.algos.gail.learner import GailLearner
+        from vismanip.algos.gail.learner import GailLearner, PpoGailLearner
 
         expert = expert_transitions(
             self.demos, self.policy, self.env_config.task, config.disc.input
         )
         observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
-        learner = GailLearner(self.policy, self.feature_dim, observation_dim, expert, config)
+        kind = PpoGailLearner if config.learner.type == "ppo" else GailLearner
+        learner = kind(self.policy, self.feature_dim, observation_dim, expert, config)
         progress = self._restore(learner) if resume else _Progress()
         # Lightning's loggers, not its Trainer: the loop alternates simulator batches and
         # gradient steps on a replay buffer, which Trainer's epoch/dataloader loop does not
@@ -123,7 +126,7 @@ class GailRun:
                 started = time.perf_counter()
                 batch = self._collect(runner, learner, progress.iteration)
                 steps = sum(len(t) for t in batch)
-                stats = self._train(learner, progress.env_steps + steps, steps)
+                stats = self._train(learner, batch, progress.iteration, progress.env_steps + steps)
                 progress.env_steps += steps
                 progress.iteration += 1
                 stats.update(
@@ -159,9 +162,9 @@ class GailRun:
 
     # ------------------------------------------------------------------ steps
     def _collect(
-        self, runner: EpisodeRunner, learner: GailLearner, iteration: int
+        self, runner: EpisodeRunner, learner: Learner, iteration: int
     ) -> list[Transitions]:
-        """One batch of exploring episodes; stored as a replay shard, then in the buffer."""
+        """One batch of exploring episodes with the current weights and exploration std."""
         config = self.config
         runner.set_policy(PolicyWeights.of(self.policy))
         std = learner.head.log_std.detach().clamp(-5.0, 1.0).exp().numpy().astype(np.float64)
@@ -174,31 +177,46 @@ class GailRun:
             )
             for i in range(config.episodes_per_iteration)
         ]
-        batch = list(runner.run(tasks, ordered=True))
-        shard = cast(TensorDict, torch.cat([self._transitions(t) for t in batch]))
-        _save_atomic(shard.to_dict(), self.dir / "replay" / f"iter_{iteration:06d}.pt")
-        learner.add(shard)
-        return batch
+        return list(runner.run(tasks, ordered=True))
 
-    def _transitions(self, episode: Transitions) -> TensorDict:
-        observations = episode.states if self.config.disc.input == "state" else episode.features
-        return transitions_td(
-            episode.features,
-            observations,
-            episode.actions,
-            episode.success_step,
-            episode.rewards,
-        )
+    def _observations(self, episode: Transitions) -> np.ndarray:
+        return episode.states if self.config.disc.input == "state" else episode.features
 
-    def _train(self, learner: GailLearner, env_steps: int, new_steps: int) -> dict:
+    def _train(
+        self, learner: Learner, batch: list[Transitions], iteration: int, env_steps: int
+    ) -> dict:
+        """SAC: the batch joins the replay buffer (and a shard on disk), then
+        `updates_per_step` updates per new step. PPO: epochs over this batch alone."""
+        from vismanip.algos.gail.learner import GailLearner, PpoGailLearner  # (loaded by run())
+
         learner_config = self.config.learner
-        if env_steps < learner_config.warmup_steps:
-            return {}
-        updates = max(1, round(learner_config.updates_per_step * new_steps))
         train_actor = env_steps >= learner_config.actor_start_steps
         learner.train()
+        if isinstance(learner, PpoGailLearner):
+            episodes = [
+                episode_td(e.features, self._observations(e), e.actions, e.success, e.rewards)
+                for e in batch
+            ]
+            return learner.update_on(cast(TensorDict, torch.cat(episodes)), train_actor)
+        assert isinstance(learner, GailLearner)
+        shard = cast(
+            TensorDict,
+            torch.cat(
+                [
+                    transitions_td(
+                        e.features, self._observations(e), e.actions, e.success_step, e.rewards
+                    )
+                    for e in batch
+                ]
+            ),
+        )
+        _save_atomic(shard.to_dict(), self.dir / "replay" / f"iter_{iteration:06d}.pt")
+        learner.add(shard)
+        if env_steps < learner_config.warmup_steps:
+            return {}
+        new_steps = sum(len(e) for e in batch)
         totals: dict[str, list[float]] = {}
-        for _ in range(updates):
+        for _ in range(max(1, round(learner_config.updates_per_step * new_steps))):
             for key, value in learner.update(train_actor).items():
                 totals.setdefault(key, []).append(value)
         return {key: float(np.mean(values)) for key, values in totals.items()}
@@ -238,14 +256,13 @@ class GailRun:
             save_policy(self.dir / "best.ckpt", self.policy, self.env_config, self.train_config)
 
     # ------------------------------------------------------------------ records
-    def _save(self, learner: GailLearner, progress: _Progress) -> None:
+    def _save(self, learner: Learner, progress: _Progress) -> None:
         """After each iteration: learner state first, then what a person reads."""
         _save_atomic(
             {
                 "learner": learner.state_dict(),
                 "optimizers": {
-                    name: getattr(learner, name).state_dict()
-                    for name in ("actor_optim", "critic_optim", "alpha_optim", "disc_optim")
+                    name: optimizer.state_dict() for name, optimizer in learner.optimizers().items()
                 },
                 "updates": learner.updates,
                 "progress": asdict(progress),
@@ -265,25 +282,27 @@ class GailRun:
         (self.dir / "gail.md").write_text(gail_table(progress.history))
         plot_gail(progress.history, progress.iterations, self.dir / "gail.png")
 
-    def _restore(self, learner: GailLearner) -> _Progress:
+    def _restore(self, learner: Learner) -> _Progress:
+        from vismanip.algos.gail.learner import GailLearner  # (loaded by run())
+
         path = self.dir / "learner.pt"
         if not path.exists():
             raise VismanipError(f"{self.dir}: no learner.pt to resume from")
         saved = torch.load(path, map_location="cpu", weights_only=True)
         learner.load_state_dict(saved["learner"])
-        for name, state in saved["optimizers"].items():
-            getattr(learner, name).load_state_dict(state)
+        for name, optimizer in learner.optimizers().items():
+            optimizer.load_state_dict(saved["optimizers"][name])
         learner.updates = saved["updates"]
         torch.set_rng_state(saved["torch_rng"])
         progress = _Progress(**saved["progress"])
         # Shards of iterations the saved learner has seen; a later one is from the
         # iteration a kill interrupted, which runs again.
-        for shard in sorted((self.dir / "replay").glob("iter_*.pt")):
-            if int(shard.stem.split("_")[1]) < progress.iteration:
+        for shard in sorted((self.dir / "replay").glob("iter_*.pt")):  # (SAC only)
+            if int(shard.stem.split("_")[1]) >= progress.iteration:
+                shard.unlink()
+            elif isinstance(learner, GailLearner):  # SAC's buffer; PPO keeps none
                 data = torch.load(shard, map_location="cpu", weights_only=True)
                 learner.add(TensorDict(data, batch_size=[len(data["action"])]))
-            else:
-                shard.unlink()
         return progress
 
 

@@ -61,3 +61,30 @@ def transitions_td(
     td["next", "done"] = torch.zeros(len(td), 1, dtype=torch.bool)
     td["next", "terminated"] = torch.zeros(len(td), 1, dtype=torch.bool)
     return td
+
+
+def episode_td(
+    features: np.ndarray,
+    observations: np.ndarray,
+    actions: np.ndarray,
+    success: bool,
+    rewards: np.ndarray,
+) -> TensorDict:
+    """One episode for on-policy learning (PPO + GAE): the goal is a terminal step, the
+    horizon a truncation (done, not terminated: GAE bootstraps there). Observations carry
+    the same (always 0) absorbing indicator as `transitions_td`'s, so D reads one shape."""
+    steps = len(actions)
+    obs = absorbing(torch.as_tensor(observations))
+    end = torch.zeros(steps, 1, dtype=torch.bool)
+    end[-1] = True
+    data = {
+        "features": torch.as_tensor(features)[:-1],
+        "observation": obs[:-1],
+        "action": torch.as_tensor(actions),
+        "task_reward": torch.as_tensor(rewards)[:, None],
+        ("next", "features"): torch.as_tensor(features)[1:],
+        ("next", "observation"): obs[1:],
+        ("next", "done"): end,
+        ("next", "terminated"): end & success,
+    }
+    return TensorDict(data, [steps])
