@@ -18,14 +18,27 @@ import torch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
-from torchrl.data import LazyTensorStorage, ReplayBuffer
-from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
-from torchrl.objectives import ClipPPOLoss, GAILLoss, SACLoss, SoftUpdate, ValueEstimators
-from torchrl.objectives.value import GAE
 
 from vismanip.algos.gail.configuration import GailConfig
 from vismanip.envs.actions import ACTION_DIM
+from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.policies import ImagePolicy
+
+# torchrl imports mujoco, and mujoco binds its GL backend when first imported: choose one
+# that renders here before that (MUJOCO_GL, if set, wins), or every env built later in
+# this process fails. GailRun.run chooses the config's backend before importing us.
+ensure_gl_backend()
+
+from torchrl.data import LazyTensorStorage, ReplayBuffer  # noqa: E402
+from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator  # noqa: E402
+from torchrl.objectives import (  # noqa: E402
+    ClipPPOLoss,
+    GAILLoss,
+    SACLoss,
+    SoftUpdate,
+    ValueEstimators,
+)
+from torchrl.objectives.value import GAE  # noqa: E402
 
 # torchrl logs an INFO line per buffer it allocates: keep the user's console for progress.
 logging.getLogger("torchrl").setLevel(logging.WARNING)
