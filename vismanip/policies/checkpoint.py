@@ -131,10 +131,6 @@ class LoadedPolicy:
             raise VismanipError(f"{self.path}: an exported artifact; this needs a .ckpt")
         return self.source
 
-    def build(self) -> Any:
-        """The actor in this process: an ImagePolicy, or an artifact runner."""
-        return self.source.build() if isinstance(self.source, PolicyWeights) else self.source()
-
     def env_for(self, task: str = "") -> EnvConfig:
         """The env this policy runs in (optionally another task), with its cameras and size."""
         if self.env_config is None and not task:
