@@ -55,7 +55,7 @@ def toy_learner(**disc) -> GailLearner:
     for key, value in disc.items():
         setattr(config.disc, key, value)
     expert = toy_transitions(200, centre=1.0, action=0.5, seed=0)
-    learner = GailLearner(tiny_policy(), FEATURE_DIM, OBS_DIM, expert, config)
+    learner = GailLearner(tiny_policy(), OBS_DIM, expert, config)
     learner.add(toy_transitions(200, centre=-1.0, action=-0.5, seed=1))
     return learner
 
@@ -210,7 +210,7 @@ def test_ppo_learner_trains_on_whole_episodes():
     config.learner.type = "ppo"
     config.learner.ppo.minibatch_size = 32
     expert = toy_transitions(200, centre=1.0, action=0.5, seed=0)
-    learner = PpoGailLearner(tiny_policy(), FEATURE_DIM, OBS_DIM, expert, config)
+    learner = PpoGailLearner(tiny_policy(), OBS_DIM, expert, config)
     rng = np.random.default_rng(2)
     episodes = torch.cat(
         [

@@ -97,8 +97,10 @@ class AdversarialLearner(nn.Module):
         self.policy = policy
         for parameter in [*policy.encoders.parameters()]:
             parameter.requires_grad_(False)  # the encoder stays as BC trained it
-        second = ACTION_DIM if config.disc.pairs == "state_action" else observation_dim
-        self.discriminator = PairNet(observation_dim, second, config.disc.hidden, True)
+        # What D and the critics read: the observation plus the absorbing indicator.
+        self.input_dim = observation_dim + 1
+        second = ACTION_DIM if config.disc.pairs == "state_action" else self.input_dim
+        self.discriminator = PairNet(self.input_dim, second, config.disc.hidden, True)
         self.gail_loss = GAILLoss(
             TensorDictModule(self.discriminator, ["observation", "action"], ["d_logits"]),
             use_grad_penalty=config.disc.grad_penalty > 0,
@@ -185,15 +187,13 @@ class GailLearner(AdversarialLearner):
     def __init__(
         self,
         policy: ImagePolicy,
-        feature_dim: int,
         observation_dim: int,
         expert: TensorDict,
         config: GailConfig,
     ) -> None:
-        observation_dim += 1  # the absorbing indicator
         super().__init__(policy, observation_dim, expert, config)
         critic = ValueOperator(
-            PairNet(observation_dim, ACTION_DIM, config.learner.critic_hidden, False),
+            PairNet(self.input_dim, ACTION_DIM, config.learner.critic_hidden, False),
             in_keys=["observation", "action"],
         )
         self.sac_loss = SACLoss(
@@ -272,15 +272,13 @@ class PpoGailLearner(AdversarialLearner):
     def __init__(
         self,
         policy: ImagePolicy,
-        feature_dim: int,
         observation_dim: int,
         expert: TensorDict,
         config: GailConfig,
     ) -> None:
-        observation_dim += 1  # the absorbing indicator, kept so D reads what SAC's reads
         super().__init__(policy, observation_dim, expert, config)
         ppo, learner = config.learner.ppo, config.learner
-        value = ValueOperator(mlp([observation_dim, *ppo.value_hidden, 1]), in_keys=["observation"])
+        value = ValueOperator(mlp([self.input_dim, *ppo.value_hidden, 1]), in_keys=["observation"])
         self.ppo_loss = ClipPPOLoss(
             self.make_actor(),
             value,

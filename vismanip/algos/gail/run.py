@@ -105,7 +105,7 @@ class GailRun:
         )
         observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
         kind = PpoGailLearner if config.learner.type == "ppo" else GailLearner
-        learner = kind(self.policy, self.feature_dim, observation_dim, expert, config)
+        learner = kind(self.policy, observation_dim, expert, config)
         progress = self._restore(learner) if resume else _Progress()
         # Lightning's loggers, not its Trainer: the loop alternates simulator batches and
         # gradient steps on a replay buffer, which Trainer's epoch/dataloader loop does not
