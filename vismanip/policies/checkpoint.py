@@ -73,15 +73,20 @@ def checkpoint_metadata(
 def save_policy(
     path: str | Path, policy: ImagePolicy, env_config: EnvConfig | None, train_config: Any
 ) -> None:
-    """A checkpoint `load_policy` reads, for policies trained outside Lightning (GAIL);
-    written to a temporary file and renamed, so a kill never leaves half a file."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
+    """A checkpoint `load_policy` reads, for policies trained outside Lightning (GAIL)."""
     state = {STATE_PREFIX + key: value.detach().cpu() for key, value in policy.state_dict().items()}
-    torch.save(
+    save_atomic(
         {"state_dict": state, METADATA_KEY: checkpoint_metadata(policy, env_config, train_config)},
-        temporary,
+        path,
     )
+
+
+def save_atomic(value: dict, path: str | Path) -> None:
+    """torch.save to a temporary file, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(value, temporary)
     temporary.replace(path)
 
 

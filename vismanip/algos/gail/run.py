@@ -42,7 +42,7 @@ from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.report import gail_table, plot_gail
-from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_policy
+from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_atomic, save_policy
 from vismanip.rollout.episode import episode_seed
 from vismanip.rollout.runner import EpisodeRunner, Scene
 
@@ -210,7 +210,7 @@ class GailRun:
                 ]
             ),
         )
-        _save_atomic(shard.to_dict(), self.dir / "replay" / f"iter_{iteration:06d}.pt")
+        save_atomic(shard.to_dict(), self.dir / "replay" / f"iter_{iteration:06d}.pt")
         learner.add(shard)
         if env_steps < learner_config.warmup_steps:
             return {}
@@ -258,7 +258,7 @@ class GailRun:
     # ------------------------------------------------------------------ records
     def _save(self, learner: Learner, progress: _Progress) -> None:
         """After each iteration: learner state first, then what a person reads."""
-        _save_atomic(
+        save_atomic(
             {
                 "learner": learner.state_dict(),
                 "optimizers": {
@@ -317,13 +317,6 @@ class _Progress:
     best_success: float = -1.0
     history: list[dict] = field(default_factory=list)  # one entry per evaluation
     iterations: list[dict] = field(default_factory=list)  # learner statistics per iteration
-
-
-def _save_atomic(value: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(value, temporary)
-    temporary.replace(path)
 
 
 def gail(config: GailConfig, resume: bool = False) -> list[dict]:
