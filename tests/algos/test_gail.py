@@ -60,9 +60,10 @@ def toy_learner(**disc) -> GailLearner:
     return learner
 
 
-def test_discriminator_separates_expert_from_policy_transitions():
+@pytest.mark.parametrize("pairs", ["state_action", "state_next", "state"])
+def test_discriminator_separates_expert_from_policy_transitions(pairs):
     torch.manual_seed(0)
-    learner = toy_learner()
+    learner = toy_learner(pairs=pairs)
     stats = [learner.update() for _ in range(150)]
     assert stats[-1]["disc_accuracy_expert"] > 0.9
     assert stats[-1]["disc_accuracy_policy"] > 0.9

@@ -9,7 +9,7 @@ from vismanip.sim2real.randomization import RandomizationConfig
 
 CHOICES = {
     "disc.input": ("state", "features"),
-    "disc.pairs": ("state_action", "state_next"),
+    "disc.pairs": ("state_action", "state_next", "state"),
     "disc.reward": ("gail", "airl"),
     "reward_source": ("discriminator", "success"),
     "learner.type": ("sac", "ppo"),
@@ -21,10 +21,13 @@ class DiscriminatorConfig:
     """D tells expert transitions from the policy's; its output is the reward.
 
     input: what D (and the critic) read: "state" (the sim's privileged low-dim state:
-        gripper and object positions, object relative to the gripper, finger opening;
-        training-time only, as in asymmetric actor-critic) or "features" (the policy's
+        gripper and object positions and orientations, object relative to the gripper,
+        finger opening; training-time only, as in asymmetric actor-critic) or "features" (the policy's
         frozen encoder output: keypoints + proprio, for demos without sim state).
-    pairs: "state_action" (D(s, a)) or "state_next" (D(s, s'), needs no expert actions).
+    pairs: "state_action" (D(s, a)), "state_next" (D(s, s'), needs no expert actions) or
+        "state" (D(s): rewards being where the expert goes, whatever the exploration noise
+        on the actions; D(s, a) can tell noisy policy actions from the expert's smooth
+        ones in any state, which rewards nothing the policy can change).
     hidden: MLP widths.
     lr: Adam learning rate.
     grad_penalty: λ of the gradient penalty on expert/policy interpolates (0: off).

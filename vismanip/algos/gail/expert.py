@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from vismanip.algos.gail.rollouts import privileged_state
+from vismanip.algos.gail.rollouts import privileged_state, state_keys
 from vismanip.algos.gail.transitions import transitions_td
 from vismanip.data.datamodule import DemoDataset
 from vismanip.data.hdf5 import IMAGE_CONVENTION, demo_names, image_convention, open_dataset
@@ -34,7 +34,7 @@ def check_demos(path: str, policy: ImagePolicy, task: str, disc_input: str) -> N
         obs = file[f"data/{names[0]}/obs"]
         needed = [*policy.image_keys, *policy.lowdim_keys]
         if disc_input == "state":
-            needed += [f"{object_key}_pos", "robot0_eef_pos", "robot0_gripper_qpos"]
+            needed += state_keys(object_key)
         missing = [key for key in needed if key not in obs]
         if missing:
             hint = (
@@ -59,16 +59,16 @@ def expert_transitions(path: str, policy: ImagePolicy, task: str, disc_input: st
     `check_demos` first."""
     object_key = task_spec(task).object_key
     keys = [*policy.image_keys, *policy.lowdim_keys]
-    state_keys = [f"{object_key}_pos", "robot0_eef_pos", "robot0_gripper_qpos"]
+    needed_state = state_keys(object_key)
     with open_dataset(path) as file:
         names = demo_names(file)
         flip = image_convention(file) != IMAGE_CONVENTION
         last_obs = [
-            {key: file[f"data/{name}/next_obs/{key}"][-1] for key in {*keys, *state_keys}}
+            {key: file[f"data/{name}/next_obs/{key}"][-1] for key in {*keys, *needed_state}}
             for name in names
         ]
         states = [
-            {key: file[f"data/{name}/obs/{key}"][()] for key in state_keys}
+            {key: file[f"data/{name}/obs/{key}"][()] for key in needed_state}
             if disc_input == "state"
             else {}
             for name in names

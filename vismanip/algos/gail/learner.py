@@ -55,7 +55,8 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class PairNet(nn.Module):
-    """An MLP over two concatenated inputs: Q(s, a), or D(s, a) / D(s, s') with a sigmoid."""
+    """An MLP over two concatenated inputs: Q(s, a), or D(s, a) / D(s, s') with a sigmoid
+    (D(s) is the pair with a zero-width second input)."""
 
     def __init__(self, first: int, second: int, hidden: list[int], probability: bool) -> None:
         super().__init__()
@@ -99,7 +100,9 @@ class AdversarialLearner(nn.Module):
             parameter.requires_grad_(False)  # the encoder stays as BC trained it
         # What D and the critics read: the observation plus the absorbing indicator.
         self.input_dim = observation_dim + 1
-        second = ACTION_DIM if config.disc.pairs == "state_action" else self.input_dim
+        second = {"state_action": ACTION_DIM, "state_next": self.input_dim, "state": 0}[
+            config.disc.pairs
+        ]
         self.discriminator = PairNet(self.input_dim, second, config.disc.hidden, True)
         self.gail_loss = GAILLoss(
             TensorDictModule(self.discriminator, ["observation", "action"], ["d_logits"]),
@@ -134,9 +137,13 @@ class AdversarialLearner(nn.Module):
         )
 
     def _d_pair(self, td: TensorDict) -> Tensor:
-        return (
-            td["action"] if self.config.disc.pairs == "state_action" else td["next", "observation"]
-        )
+        """D's second input: the action, the next state, or nothing (zero width)."""
+        pairs = self.config.disc.pairs
+        if pairs == "state_action":
+            return td["action"]
+        if pairs == "state_next":
+            return td["next", "observation"]
+        return td["observation"][..., :0]
 
     @torch.no_grad()
     def reward(self, td: TensorDict) -> Tensor:

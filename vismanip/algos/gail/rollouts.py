@@ -18,19 +18,38 @@ from vismanip.policies import ImagePolicy
 from vismanip.rollout.episode import ActionWithExtras, Episode, rollout
 from vismanip.rollout.runner import RolloutWorker, Scene
 
-STATE_DIM = 11  # see privileged_state
+STATE_DIM = 19  # see privileged_state
+STATE_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")  # + the object's
 
 
 def privileged_state(obs: dict, object_key: str) -> np.ndarray:
-    """Gripper position, object position, object relative to the gripper, finger joints.
+    """Gripper position and orientation, object position and orientation, object relative
+    to the gripper, finger joints.
 
-    Training-time only (asymmetric actor-critic): the deployed policy never reads it. Works
-    on one observation (vectors) or a demo's stacked arrays (T, ·) alike.
+    Orientations matter: a policy that spins the gripper away from the cube's faces fails
+    with every position right, and D and the critic must see it. Quaternions are flipped
+    to w >= 0 (q and -q are one rotation). Training-time only (asymmetric actor-critic):
+    the deployed policy never reads it. Works on one observation (vectors) or a demo's
+    stacked arrays (T, ·) alike.
     """
     eef = np.asarray(obs["robot0_eef_pos"], dtype=np.float32)
     target = np.asarray(obs[f"{object_key}_pos"], dtype=np.float32)
     fingers = np.asarray(obs["robot0_gripper_qpos"], dtype=np.float32)
-    return np.concatenate([eef, target, target - eef, fingers], axis=-1)
+    quats = [
+        _canonical(np.asarray(obs[key], dtype=np.float32))
+        for key in ("robot0_eef_quat", f"{object_key}_quat")
+    ]
+    return np.concatenate([eef, target, target - eef, fingers, *quats], axis=-1)
+
+
+def _canonical(quat: np.ndarray) -> np.ndarray:
+    """robosuite's (x, y, z, w) quaternion with w >= 0."""
+    return np.where(quat[..., 3:] < 0, -quat, quat)
+
+
+def state_keys(object_key: str) -> list[str]:
+    """The observation keys `privileged_state` reads."""
+    return [f"{object_key}_pos", f"{object_key}_quat", *STATE_KEYS]
 
 
 @torch.no_grad()
