@@ -66,6 +66,29 @@ CORRUPTIONS = {
         lambda f: _replace(f, "mask/valid", np.array([b"demo_7"])),
         "mask/valid: names demos that do not exist",
     ),
+    "one demo's frames at another size": (
+        lambda f: [
+            _replace(f, f"data/demo_1/{group}/agentview_image", np.zeros((7, 40, 40, 3), np.uint8))
+            for group in ("obs", "next_obs")
+        ],
+        "data/demo_1/next_obs/agentview_image: per-step shape (40, 40, 3) uint8, "
+        "expected (32, 32, 3) uint8 like data/demo_0",
+    ),
+    "one demo lacks a low-dim key": (
+        lambda f: [f.__delitem__(f"data/demo_2/{g}/robot0_eef_pos") for g in ("obs", "next_obs")],
+        "data/demo_2/next_obs/robot0_eef_pos: missing (data/demo_0 has it)",
+    ),
+    "string actions": (
+        lambda f: _replace(f, "data/demo_0/actions", np.array([b"x"] * 5)),
+        "data/demo_0/actions: dtype |S1, expected numbers",
+    ),
+    "empty demo": (
+        lambda f: [
+            _replace(f, "data/demo_0/actions", np.zeros((0, 7))),
+            f["data/demo_0"].attrs.__setitem__("num_samples", 0),
+        ],
+        "data/demo_0: has no steps",
+    ),
     "num_samples lies": (
         lambda f: f["data/demo_0"].attrs.__setitem__("num_samples", 4),
         "num_samples is 4 but actions has 5 steps",

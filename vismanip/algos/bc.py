@@ -22,6 +22,7 @@ from vismanip.algos.lightning_helpers import (
 )
 from vismanip.config import run_metadata
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
+from vismanip.data.validate import require_valid_dataset
 from vismanip.envs.tasks import TASKS, EnvConfig
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
@@ -229,6 +230,7 @@ def build(config: TrainConfig) -> BCSetup:
     data when empty. DAgger retrains and GAIL's BC term reuse it."""
     if not config.data:
         raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
+    require_valid_dataset(config.data)
     image_size, lowdim_dims, cameras, env_args = dataset_shapes(config.data)
     if not config.policy.cameras:
         config.policy.cameras = cameras
@@ -353,7 +355,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     trainer.fit(module, datamodule=setup.data, ckpt_path=str(last) if resume else None)
     metrics = merge_metrics_after_resume(run_dir)
     plot_learning_curve(metrics, run_dir / "learning_curve.png")
-    return run_dir / "best.ckpt"
+    best = run_dir / "best.ckpt"
+    if not best.exists():  # never report a checkpoint that was not written
+        raise VismanipError(f"{run_dir}: training finished without writing best.ckpt")
+    return best
 
 
 def _load_initial_weights(policy: ImagePolicy, checkpoint: str) -> None:

@@ -32,6 +32,7 @@ from vismanip.algos.bc import OptimConfig, RolloutConfig, TrainConfig, TrainerCo
 from vismanip.config import config_from_dict, load_run_config, run_metadata
 from vismanip.data.datamodule import LoaderConfig
 from vismanip.data.hdf5 import append_demos, demo_names, open_dataset, write_episode_file
+from vismanip.data.validate import require_valid_dataset
 from vismanip.envs.tasks import task_spec
 from vismanip.envs.vision_env import VisionEnv
 from vismanip.errors import VismanipError
@@ -279,6 +280,7 @@ class DaggerRun:
         self.data = Path(config.data or self.init_train.get("data", ""))
         if not self.data.is_file():
             raise VismanipError(f"expert demos {self.data or '(none)'} not found: pass data=PATH")
+        require_valid_dataset(self.data, read_images=True)  # copied whole into the aggregate
         self.env_config = init.env_for(config.task)
         task = self.env_config.task
         expert_factory(config.expert, task)  # fail now, not in a worker

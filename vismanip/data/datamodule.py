@@ -89,8 +89,13 @@ class DemoDataset(Dataset):
         self.cached_bytes = used
 
     def _read_demo(self, file: h5py.File, name: str) -> dict[str, np.ndarray]:
-        demo = {key: file[f"data/{name}/obs/{key}"][()] for key in self.obs_keys}
-        demo["actions"] = file[f"data/{name}/actions"][()].astype(np.float32)
+        try:
+            demo = {key: file[f"data/{name}/obs/{key}"][()] for key in self.obs_keys}
+            demo["actions"] = file[f"data/{name}/actions"][()].astype(np.float32)
+        except (OSError, KeyError, ValueError) as error:  # a damaged chunk, found on read
+            raise VismanipError(
+                f"{self.path}: data/{name} cannot be read (truncated or corrupt?): {error}"
+            ) from None
         if not np.all(np.isfinite(demo["actions"])):
             raise VismanipError(f"{self.path}: data/{name}/actions contains NaN or inf")
         for key in self.obs_keys:
@@ -186,14 +191,27 @@ class DemoDataModule(L.LightningDataModule):
             names = demo_names(file)
             if not names:
                 raise VismanipError(f"{self.path}: contains no demos")
-            train = mask(file, self.config.train_mask) if "mask" in file else names
+            has_masks = "mask" in file
+            train = mask(file, self.config.train_mask) if has_masks else names
             valid = (
-                mask(file, self.config.valid_mask)
-                if self.config.valid_mask and "mask" in file
-                else []
+                mask(file, self.config.valid_mask) if self.config.valid_mask and has_masks else []
+            )
+        if self.config.valid_mask and has_masks and not valid:
+            raise VismanipError(
+                f"{self.path}: mask/{self.config.valid_mask} is empty; add demos to it, or "
+                "train without validation: loader.valid_mask=''"
             )
         cache = self.config.cache_gb * 1e9
         self.train_set = DemoDataset(self.path, train, self.obs_keys, cache, self.train_transform)
+        # The loader drops an incomplete last batch (steady batch statistics), so a split
+        # smaller than one batch would train nothing while Lightning reports success.
+        if len(self.train_set) < self.config.batch_size:
+            split = f"mask/{self.config.train_mask}" if has_masks else "all demos"
+            raise VismanipError(
+                f"{self.path}: the training split ({split}) has {len(self.train_set)} samples, "
+                f"fewer than one batch (loader.batch_size={self.config.batch_size}); "
+                "lower loader.batch_size or add demos"
+            )
         self.valid_set = (
             DemoDataset(self.path, valid, self.obs_keys, cache - self.train_set.cached_bytes)
             if valid

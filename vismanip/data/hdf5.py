@@ -160,7 +160,16 @@ def open_dataset(path: str | Path) -> h5py.File:
         raise VismanipError(
             f"{path}: cannot be read as HDF5 (truncated or corrupt?): {error}"
         ) from None
-    if "data" not in file:
+    try:
+        readable = "data" in file and isinstance(file["data"], h5py.Group)
+        if readable:
+            list(file["data"]), dict(file["data"].attrs)  # a damaged index fails here
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        file.close()
+        raise VismanipError(
+            f"{path}: cannot be read as HDF5 (truncated or corrupt?): {error}"
+        ) from None
+    if not readable:
         file.close()
         raise VismanipError(f"{path}: no 'data' group; not a robomimic-style dataset")
     return file

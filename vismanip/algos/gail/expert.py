@@ -17,6 +17,7 @@ from vismanip.algos.gail.rollouts import privileged_state, state_keys
 from vismanip.algos.gail.transitions import transitions_td
 from vismanip.data.datamodule import DemoDataset
 from vismanip.data.hdf5 import IMAGE_CONVENTION, demo_names, image_convention, open_dataset
+from vismanip.data.validate import require_valid_dataset
 from vismanip.envs.tasks import task_spec
 from vismanip.errors import VismanipError
 from vismanip.policies import ImagePolicy
@@ -27,10 +28,9 @@ ENCODE_BATCH = 256
 def check_demos(path: str, policy: ImagePolicy, task: str, disc_input: str) -> None:
     """One line for demos that cannot serve this run: missing cameras or keys, another env."""
     object_key = task_spec(task).object_key
+    require_valid_dataset(path, read_images=True)  # every frame is encoded next
     with open_dataset(path) as file:
         names = demo_names(file)
-        if not names:
-            raise VismanipError(f"{path}: no demos")
         obs = file[f"data/{names[0]}/obs"]
         needed = [*policy.image_keys, *policy.lowdim_keys]
         if disc_input == "state":
