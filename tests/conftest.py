@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +70,29 @@ def run_cli(*args: str, timeout: int = 600, returncode: int = 0) -> subprocess.C
     )
     assert result.returncode == returncode, result.stderr[-3000:]
     return result
+
+
+def run_in_process(*args: str) -> tuple[int, str, str]:
+    """`vismanip ARGS` in this process with `main()`'s error handling: (exit status,
+    stdout, stderr). Whatever else escapes is a traceback a user would see: it propagates
+    and fails the test. Cheap enough to run a command per generated case."""
+    from vismanip import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main_with_args(list(args))
+            status = 0
+        except SystemExit as exit_:
+            status = int(exit_.code or 0)
+    return status, out.getvalue(), err.getvalue()
+
+
+PROGRESS_BAR = re.compile(r"\|[^|]*\| *\d+/\d+")  # tqdm's "42%|####  | 2/3"
+
+
+def one_line_error(status: int, err: str, command: str) -> None:
+    """The command failed the way a user error must: status 1 and one `error:` line."""
+    shown = [line.split("\r")[-1] for line in err.splitlines()]  # what a terminal shows
+    lines = [line for line in shown if line.strip() and not PROGRESS_BAR.search(line)]
+    assert status == 1 and len(lines) == 1 and lines[0].startswith("error: "), (command, err)

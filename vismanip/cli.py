@@ -355,10 +355,20 @@ def validate(path: str) -> None:
 
 def main() -> None:
     """Console entry point: one line per user error, no traceback."""
+    main_with_args(None)
+
+
+def main_with_args(args: list[str] | None) -> None:
+    """`main()` on these arguments (None: the command line); exits with the status."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args, standalone_mode=False)
     except VismanipError as error:
         click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except OSError as error:  # the disk, not our code: full, read-only, no permission
+        where = f"{error.filename}: " if error.filename else ""
+        reason = error.strerror or " ".join(str(error).split())
+        click.echo(f"error: {where}{reason}; files written before are kept", err=True)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("interrupted; run the same command again to continue", err=True)

@@ -9,18 +9,15 @@ covered once per command in tests/data/test_validate.py and tests/algos.
 
 from __future__ import annotations
 
-import io
 import shutil
 from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from conftest import write_dataset
+from conftest import one_line_error, run_in_process, write_dataset
 
-from vismanip import cli
 from vismanip.envs.tasks import EnvConfig
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
 from vismanip.policies.checkpoint import save_policy
@@ -32,22 +29,6 @@ TRAIN_SETTINGS = [
     "augmentation.shift_pad=0",
     "policy.lowdim_keys=[robot0_eef_pos]",
 ]
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """`vismanip ARGS` in this process, as `main()` runs it: (exit status, stdout, stderr).
-    Whatever escapes `main()` is a traceback a user would see, and fails the test."""
-    out, err = io.StringIO(), io.StringIO()
-    status = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            cli.cli.main(list(args), standalone_mode=False)
-        except cli.VismanipError as error:
-            print(f"error: {error}", file=err)
-            status = 1
-        except SystemExit as exit_:
-            status = int(exit_.code or 0)
-    return status, out.getvalue(), err.getvalue()
 
 
 # ---------------------------------------------------------------- variants
@@ -162,11 +143,6 @@ def source(tmp_path_factory) -> tuple[Path, Path]:
     return dataset, init
 
 
-def _one_line_error(status: int, err: str, command: str) -> None:
-    lines = err.strip().splitlines()
-    assert status == 1 and len(lines) == 1 and lines[0].startswith("error: "), (command, err)
-
-
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_command_succeeds_or_fails_in_one_line(name, source, tmp_path):
     dataset, init = source
@@ -175,13 +151,13 @@ def test_every_command_succeeds_or_fails_in_one_line(name, source, tmp_path):
     VARIANTS[name](path)
     damaged = path.read_bytes()
 
-    status, out, err = run("data", "info", str(path), "--json")
+    status, out, err = run_in_process("data", "info", str(path), "--json")
     if status == 0:
         assert '"demos"' in out, out
     else:
-        _one_line_error(status, err, "info")
+        one_line_error(status, err, "info")
 
-    status, out, err = run("data", "validate", str(path))
+    status, out, err = run_in_process("data", "validate", str(path))
     valid = status == 0
     if valid:
         assert out.strip() == f"{path}: valid"
@@ -191,19 +167,21 @@ def test_every_command_succeeds_or_fails_in_one_line(name, source, tmp_path):
     assert (name == "untouched") <= valid, err  # the untouched file stays valid
 
     run_dir = tmp_path / "train"
-    status, out, err = run("train", f"data={path}", f"output_dir={run_dir}", *TRAIN_SETTINGS)
+    status, out, err = run_in_process(
+        "train", f"data={path}", f"output_dir={run_dir}", *TRAIN_SETTINGS
+    )
     if status == 0:
         assert (run_dir / "best.ckpt").exists() and out.strip().endswith("best.ckpt")
     else:
-        _one_line_error(status, err, "train")
+        one_line_error(status, err, "train")
         assert not (run_dir / "last.ckpt").exists()
 
     if not valid:  # a valid file would start DAgger's simulator rollouts: not a fast test
         dagger_dir = tmp_path / "dagger"
-        status, out, err = run(
+        status, out, err = run_in_process(
             "dagger", f"init={init}", f"data={path}", f"output_dir={dagger_dir}", "task=lift"
         )
-        _one_line_error(status, err, "dagger")
+        one_line_error(status, err, "dagger")
         assert not dagger_dir.exists()
     assert path.read_bytes() == damaged  # no command wrote to the user's file
 
@@ -212,7 +190,9 @@ def test_a_split_smaller_than_one_batch_is_refused_and_reports_no_checkpoint(sou
     dataset, _ = source  # 3 demos, 18 steps: no batch of 64
     run_dir = tmp_path / "train"
     settings = [s for s in TRAIN_SETTINGS if not s.startswith("loader.batch_size")]
-    status, out, err = run("train", f"data={dataset}", f"output_dir={run_dir}", *settings)
-    _one_line_error(status, err, "train")
+    status, out, err = run_in_process(
+        "train", f"data={dataset}", f"output_dir={run_dir}", *settings
+    )
+    one_line_error(status, err, "train")
     assert "fewer than one batch (loader.batch_size=64)" in err and "best.ckpt" not in out
     assert not run_dir.exists()

@@ -40,6 +40,7 @@ from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.metrics import gaussian_kl
 from vismanip.evaluation.report import dagger_table, plot_dagger_rounds
 from vismanip.experts import expert_actor
+from vismanip.files import atomic_write, write_text_atomic
 from vismanip.policies import ImagePolicyConfig
 from vismanip.policies.checkpoint import PolicyWeights, load_policy
 from vismanip.rollout.episode import ActionWithExtras, Actor, Episode, episode_seed, rollout
@@ -250,9 +251,7 @@ def _store_episode(
         write_episode_file(folder / f"episode_{index:04d}_{s:04d}.hdf5", segment, index, model_xml)
     stats["segments"] = len(segments)
     marker = folder / f"episode_{index:04d}.json"
-    temporary = marker.with_suffix(".tmp")
-    temporary.write_text(json.dumps(stats))
-    temporary.replace(marker)
+    write_text_atomic(marker, json.dumps(stats))
 
 
 def _expert_states(path: Path, object_key: str) -> np.ndarray:
@@ -360,14 +359,13 @@ class DaggerRun:
         """aggregated.hdf5 = the expert demos, with mask/round_0 naming all of them."""
         with open_dataset(self.data) as file:
             names = demo_names(file)
-        tmp = self.aggregated.with_name("aggregated.start.tmp")
-        shutil.copyfile(self.data, tmp)
-        with h5py.File(tmp, "a") as file:
-            file.create_dataset("mask/round_0", data=np.array(names, dtype="S"))
-            file["data"].attrs["labels_round_0"] = int(
-                sum(file[f"data/{n}"].attrs["num_samples"] for n in names)
-            )
-        tmp.replace(self.aggregated)
+        with atomic_write(self.aggregated) as tmp:
+            shutil.copyfile(self.data, tmp)
+            with h5py.File(tmp, "a") as file:
+                file.create_dataset("mask/round_0", data=np.array(names, dtype="S"))
+                file["data"].attrs["labels_round_0"] = int(
+                    sum(file[f"data/{n}"].attrs["num_samples"] for n in names)
+                )
 
     def _aggregate(self, k: int, episodes: list[dict]) -> None:
         with open_dataset(self.aggregated) as file:
@@ -435,9 +433,8 @@ class DaggerRun:
         return json.loads(self.history_path.read_text())["rounds"]
 
     def _save(self, history: list[dict]) -> None:
-        tmp = self.history_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"task": self.env_config.task, "rounds": history}, indent=2))
-        tmp.replace(self.history_path)
+        record = {"task": self.env_config.task, "rounds": history}
+        write_text_atomic(self.history_path, json.dumps(record, indent=2))
         (self.dir / "dagger.md").write_text(dagger_table(history))
         plot_dagger_rounds(history, self.dir / "dagger.png")
 

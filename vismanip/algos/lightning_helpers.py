@@ -4,11 +4,12 @@ CSV learning curve that survives `--resume` (Lightning starts a resumed run's CS
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from vismanip.files import atomic_write
 
 
 class AtomicCheckpoint(ModelCheckpoint):
@@ -19,9 +20,8 @@ class AtomicCheckpoint(ModelCheckpoint):
     """
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        temporary = f"{filepath}.tmp"
-        super()._save_checkpoint(trainer, temporary)
-        os.replace(temporary, filepath)
+        with atomic_write(filepath) as temporary:
+            super()._save_checkpoint(trainer, str(temporary))
         self._last_checkpoint_saved = filepath
 
 
@@ -38,12 +38,10 @@ def write_metrics(path: Path, rows: list[dict[str, str]]) -> None:
     if not rows:
         return
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("w", newline="") as file:
+    with atomic_write(path) as temporary, temporary.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, path)
 
 
 def keep_metrics_before_resume(run_dir: Path) -> None:

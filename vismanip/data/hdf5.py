@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from vismanip.errors import VismanipError
+from vismanip.files import atomic_write
 from vismanip.rollout.episode import Episode
 
 # Our images are upright (row 0 = top, OpenCV). robosuite's default writes them upside
@@ -37,10 +38,8 @@ _DEMO_NAME = re.compile(r"^demo_(\d+)$")
 
 def write_episode_file(path: Path, episode: Episode, attempt: int, model_xml: str) -> None:
     """One episode as a standalone file with a single group `demo` (atomic on disk)."""
-    temporary = path.with_name(path.name + ".tmp")
-    with h5py.File(temporary, "w") as file:
+    with atomic_write(path) as temporary, h5py.File(temporary, "w") as file:
         write_demo(file.create_group("demo"), episode, attempt, model_xml)
-    os.replace(temporary, path)
 
 
 def write_demo(group: h5py.Group, episode: Episode, attempt: int, model_xml: str) -> None:
@@ -80,10 +79,9 @@ def assemble_dataset(
     temporary name and renamed over `out_path` only when complete, so the previous
     dataset (possibly one of the sources) stays intact until then.
     """
-    temporary = out_path.with_name(out_path.name + ".tmp")
     total = 0
     names = []
-    with h5py.File(temporary, "w") as out:
+    with atomic_write(out_path) as temporary, h5py.File(temporary, "w") as out:
         data = out.create_group("data")
         for index, (source_path, group_path) in enumerate(demo_sources):
             name = f"demo_{index}"
@@ -99,7 +97,6 @@ def assemble_dataset(
         train, valid = split_demos(names, valid_fraction, split_seed)
         out.create_dataset("mask/train", data=np.array(train, dtype="S"))
         out.create_dataset("mask/valid", data=np.array(valid, dtype="S"))
-    os.replace(temporary, out_path)
     return len(names)
 
 

@@ -9,13 +9,13 @@ them is `vismanip.policies.artifact`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from vismanip.errors import VismanipError
 from vismanip.export.deployable import DeployablePolicy, input_names
+from vismanip.files import atomic_write
 from vismanip.policies.artifact import (
     FORMATS,
     METADATA_FILE,
@@ -54,9 +54,9 @@ def write_artifact(
 ) -> None:
     """Trace/export `module` on `inputs` and write it to `path` (atomically)."""
     text = json.dumps(metadata, indent=1)
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")  # torch.export wants .pt2 names
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with quietly(), torch.no_grad():
+    # torch.export wants .pt2 names: the temporary keeps the suffix
+    temporary_name = f"{path.stem}.tmp{path.suffix}"
+    with atomic_write(path, temporary_name) as tmp, quietly(), torch.no_grad():
         if fmt == "torchscript":
             traced = torch.jit.trace(module, inputs, check_trace=False)
             torch.jit.save(traced, str(tmp), _extra_files={METADATA_FILE: text})
@@ -88,4 +88,3 @@ def write_artifact(
             onnx.save(model, str(tmp))
         else:
             raise VismanipError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
-    os.replace(tmp, path)

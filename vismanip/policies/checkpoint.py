@@ -23,6 +23,7 @@ from torch import Tensor
 
 from vismanip.envs.tasks import EnvConfig, task_spec
 from vismanip.errors import VismanipError
+from vismanip.files import atomic_write
 from vismanip.policies.artifact import FORMATS, ExportedArtifact, ExportedPolicyActor
 from vismanip.policies.modeling_image_policy import ImagePolicy
 
@@ -83,11 +84,8 @@ def save_policy(
 
 def save_atomic(value: dict, path: str | Path) -> None:
     """torch.save to a temporary file, then rename: a kill never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(value, temporary)
-    temporary.replace(path)
+    with atomic_write(path) as temporary:
+        torch.save(value, temporary)
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -42,6 +42,7 @@ from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.report import gail_table, plot_gail
+from vismanip.files import write_text_atomic
 from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_atomic, save_policy
 from vismanip.rollout.episode import episode_seed
 from vismanip.rollout.runner import EpisodeRunner, Scene
@@ -276,9 +277,7 @@ class GailRun:
             "evaluations": progress.history,
             "iterations": progress.iterations,
         }
-        temporary = self.dir / "gail.json.tmp"
-        temporary.write_text(json.dumps(record, indent=2))
-        temporary.replace(self.dir / "gail.json")
+        write_text_atomic(self.dir / "gail.json", json.dumps(record, indent=2))
         (self.dir / "gail.md").write_text(gail_table(progress.history))
         plot_gail(progress.history, progress.iterations, self.dir / "gail.png")
 
