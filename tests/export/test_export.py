@@ -228,3 +228,31 @@ def test_robot_side_override_holds_the_robot(trained, tmp_path):
     stats = json.loads(result.stdout.strip().splitlines()[-1])
     assert stats["overridden"] == 5
     assert np.all(np.load(tmp_path / "sent.npy") == 0.0)  # the hold action, every step
+
+
+@pytest.mark.parametrize("moments", [1, pytest.param(6, marks=pytest.mark.slow)])
+def test_killed_export_leaves_no_half_artifact_and_the_rerun_matches(trained, tmp_path, moments):
+    """kill -9 at several moments of `vismanip export`: the artifact is absent or complete,
+    never half-written, and the same command then writes what an uninterrupted one does."""
+    checkpoint, data = trained
+    reference = tmp_path / "reference.pt"
+    command = [sys.executable, "-m", "vismanip.cli", "export", str(checkpoint), "--out"]
+    done = subprocess.run([*command, str(reference)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    obs = recorded_inputs(load_policy(checkpoint).weights.build(), data, 4)
+    expected = ExportedArtifact(reference)(*obs)[0]
+    for kill_after in np.random.default_rng(moments).uniform(2.0, 12.0, size=moments):
+        out = tmp_path / f"killed_{kill_after:.1f}.pt"
+        process = subprocess.Popen(
+            [*command, str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            process.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if out.exists():  # it finished before the kill: then it is whole
+            np.testing.assert_array_equal(ExportedArtifact(out)(*obs)[0], expected)
+        again = subprocess.run([*command, str(out)], capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr[-2000:]
+        np.testing.assert_array_equal(ExportedArtifact(out)(*obs)[0], expected)
