@@ -17,8 +17,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from vismanip.algos.lightning_helpers import (
     AtomicCheckpoint,
+    EpochProgressBar,
     keep_metrics_before_resume,
     merge_metrics_after_resume,
+    quiet_lightning,
 )
 from vismanip.config import run_metadata
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
@@ -330,10 +332,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             every_n_epochs=config.rollout.every_n_epochs if rollouts else 1,
         ),
         LearningRateMonitor(logging_interval="epoch"),  # the schedule, in the logs
+        EpochProgressBar(),
     ]
     if rollouts:
         assert setup.env_config is not None
         callbacks.insert(0, RolloutCallback(config.rollout, setup.env_config))
+    quiet_lightning()
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_epochs=config.trainer.max_epochs,

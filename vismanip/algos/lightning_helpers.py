@@ -1,13 +1,18 @@
-"""Lightning helpers every training loop here shares: a crash-safe checkpoint callback and a
-CSV learning curve that survives `--resume` (Lightning starts a resumed run's CSV afresh)."""
+"""Lightning helpers every training loop here shares: a crash-safe checkpoint callback, a
+CSV learning curve that survives `--resume` (Lightning starts a resumed run's CSV afresh),
+and console output a person can read (one bar per epoch, no advertising, no warnings about
+things that are fine here)."""
 
 from __future__ import annotations
 
 import csv
+import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 from vismanip.files import atomic_write
 
@@ -23,6 +28,32 @@ class AtomicCheckpoint(ModelCheckpoint):
         with atomic_write(filepath) as temporary:
             super()._save_checkpoint(trainer, str(temporary))
         self._last_checkpoint_saved = filepath
+
+
+class EpochProgressBar(TQDMProgressBar):
+    """Lightning's bar without the sanity-check and validation bars: those are a second of
+    work each, and nesting them under the epoch bar prints a dozen lines per epoch."""
+
+    def init_sanity_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+
+class _DropAdvertising(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Silence what Lightning prints that no one here acts on: its LitLogger tip, the
+    "checkpoint directory is not empty" warning (our run folder holds the config and logs
+    beside the checkpoints, by design) and a torch pytree deprecation raised inside
+    Lightning."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertising())
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:

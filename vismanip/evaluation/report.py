@@ -297,7 +297,8 @@ def plot_gail(history: list[dict], iterations: list[dict], out: Path) -> None:
             if points:
                 axis.plot(*zip(*points, strict=True), label=key)
         axis.set_ylabel(label)
-        axis.legend(fontsize=8)
+        if axis.lines:  # (before the learner's first update there is nothing to label)
+            axis.legend(fontsize=8)
     for axis in axes:
         axis.set_xlabel("env steps")
     figure.tight_layout()
