@@ -4,6 +4,7 @@ writes a checkpoint that eval and export accept."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -195,6 +196,9 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     assert [e["env_steps"] for e in record["evaluations"]][0] == 0
     for name in ("best.ckpt", "last.ckpt", "gail.md", "gail.png", "logs/metrics.csv"):
         assert (run / name).exists(), name
+    with (run / "logs" / "metrics.csv").open() as file:  # the rows from before the kill too
+        logged = [int(row["env_steps"]) for row in csv.DictReader(file) if row.get("env_steps")]
+    assert logged == steps
 
     result = run_cli("eval", str(run / "best.ckpt"), "--episodes", "1", "--task", "lift")
     assert "success" in result.stdout

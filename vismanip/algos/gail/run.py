@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import torch
 import yaml
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from tensordict import TensorDict
 from tqdm import tqdm
 
@@ -37,6 +37,7 @@ from vismanip.algos.gail.configuration import GailConfig
 from vismanip.algos.gail.expert import check_demos, expert_transitions
 from vismanip.algos.gail.rollouts import STATE_DIM, GailEpisode, Transitions
 from vismanip.algos.gail.transitions import episode_td, transitions_td
+from vismanip.algos.lightning_helpers import write_metrics
 from vismanip.config import run_metadata
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
@@ -97,6 +98,7 @@ class GailRun:
         if not (self.dir / "run.json").exists():
             (self.dir / "run.json").write_text(run_metadata(config, config.seed))
         torch.manual_seed(config.seed)
+        torch.set_num_threads(config.learner.threads)
         # torchrl imports mujoco, which binds its GL backend at import: choose it first.
         ensure_gl_backend(self.env_config.render.backend)
         from vismanip.algos.gail.learner import GailLearner, PpoGailLearner
@@ -108,13 +110,12 @@ class GailRun:
         kind = PpoGailLearner if config.learner.type == "ppo" else GailLearner
         learner = kind(self.policy, observation_dim, expert, config)
         progress = self._restore(learner) if resume else _Progress()
-        # Lightning's loggers, not its Trainer: the loop alternates simulator batches and
-        # gradient steps on a replay buffer, which Trainer's epoch/dataloader loop does not
-        # model; the logs land in the same CSV/TensorBoard layout as BC runs.
-        self.loggers = [
-            CSVLogger(self.dir, name="logs", version=""),
-            TensorBoardLogger(self.dir, name="logs", version=""),
-        ]
+        # Lightning's TensorBoard logger, not its Trainer: the loop alternates simulator
+        # batches and gradient steps on a replay buffer, which Trainer's epoch/dataloader
+        # loop does not model. logs/metrics.csv (the same layout as BC runs) is rewritten
+        # from the saved progress after every iteration, so a kill or --resume loses no row
+        # (Lightning's CSVLogger writes only at the end and starts afresh when resumed).
+        self.tensorboard = TensorBoardLogger(self.dir, name="logs", version="")
         with (
             EpisodeRunner(config.workers, gl_backend=self.env_config.render.backend) as runner,
             tqdm(
@@ -152,8 +153,7 @@ class GailRun:
                     rollouts=f"{stats['rollout_success']:.0%}",
                     refresh=False,
                 )
-        for logger in self.loggers:
-            logger.save()
+        self.tensorboard.save()
         return progress.history
 
     @property
@@ -223,8 +223,7 @@ class GailRun:
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
     def _log(self, metrics: dict[str, float], env_steps: int) -> None:
-        for logger in self.loggers:
-            logger.log_metrics(metrics, step=env_steps)
+        self.tensorboard.log_metrics(metrics, step=env_steps)
 
     def _evaluate(self, runner: EpisodeRunner, progress: _Progress) -> None:
         """The deterministic policy (what eval and export use) on seeded episodes."""
@@ -278,6 +277,7 @@ class GailRun:
             "iterations": progress.iterations,
         }
         write_text_atomic(self.dir / "gail.json", json.dumps(record, indent=2))
+        write_metrics(self.dir / "logs" / "metrics.csv", _metric_rows(progress))
         (self.dir / "gail.md").write_text(gail_table(progress.history))
         plot_gail(progress.history, progress.iterations, self.dir / "gail.png")
 
@@ -303,6 +303,19 @@ class GailRun:
                 data = torch.load(shard, map_location="cpu", weights_only=True)
                 learner.add(TensorDict(data, batch_size=[len(data["action"])]))
         return progress
+
+
+def _metric_rows(progress: _Progress) -> list[dict[str, str]]:
+    """Every iteration's learner statistics and every evaluation, one CSV row each, by step."""
+    rows = [
+        {"step": str(i["env_steps"]), **{k: str(v) for k, v in i.items()}}
+        for i in progress.iterations
+    ]
+    rows += [
+        {"step": str(e["env_steps"]), "eval/success_rate": str(e["success_rate"])}
+        for e in progress.history
+    ]
+    return sorted(rows, key=lambda row: int(row["step"]))
 
 
 @dataclass
