@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 # torch first, pinned: these wheels lie on this machine's disk (a CUDA build that runs on CPU).
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 # Headless OpenGL for MuJoCo: EGL (Mesa) and OSMesa; vismanip picks whichever renders.
-SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libosmesa6
+# FFmpeg's libraries: LeRobot's video decoding (torchcodec).
+SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libosmesa6 ffmpeg
 DEMO_DIR ?= runs/demo
 
 .PHONY: install system-deps demo test test-all lint bench clean
@@ -25,7 +26,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev,onnx]'
+	$(PY) -m pip install -q -e '.[dev,onnx,lerobot]'
+	$(PY) -m pip install -q --no-deps lerobot==0.4.4  # its torch<2.11 pin would move ours
 	touch $(STAMP)
 
 demo: install

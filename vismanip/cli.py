@@ -353,6 +353,32 @@ def validate(path: str) -> None:
     click.echo(f"{path}: valid")
 
 
+@data.command(name="export")
+@click.argument("path", type=click.Path())
+@click.option("--to", "fmt", type=click.Choice(["lerobot"]), required=True, help="Target format.")
+@click.option("--out", required=True, type=click.Path(), help="Folder of the new dataset.")
+@click.option("--repo-id", default="", help="LeRobot repo id (default vismanip/<file stem>).")
+def export_data(path: str, fmt: str, out: str, repo_id: str) -> None:
+    """Write a robomimic HDF5 as a LeRobotDataset (v3: parquet + per-camera video)."""
+    from vismanip.interop.lerobot import export_lerobot
+
+    folder = export_lerobot(path, out, repo_id)
+    click.echo(f"LeRobotDataset written to {folder}")
+
+
+@data.command(name="import")
+@click.argument("folder", type=click.Path())
+@click.option("--from", "fmt", type=click.Choice(["lerobot"]), required=True, help="Source format.")
+@click.option("--out", required=True, type=click.Path(), help="The HDF5 file to write.")
+@click.option("--repo-id", default="", help="LeRobot repo id of the folder (any name works).")
+def import_data(folder: str, fmt: str, out: str, repo_id: str) -> None:
+    """Read a LeRobotDataset into a robomimic HDF5 that `vismanip train` reads."""
+    from vismanip.interop.lerobot import import_lerobot
+
+    demos = import_lerobot(folder, out, repo_id)
+    click.echo(f"{demos} demos written to {out}")
+
+
 def main() -> None:
     """Console entry point: one line per user error, no traceback."""
     main_with_args(None)

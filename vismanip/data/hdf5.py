@@ -54,7 +54,8 @@ def write_demo(group: h5py.Group, episode: Episode, attempt: int, model_xml: str
     group.create_dataset("actions", data=np.asarray(episode.actions, dtype=np.float64))
     group.create_dataset("rewards", data=np.asarray(episode.rewards, dtype=np.float64))
     group.create_dataset("dones", data=np.asarray(episode.dones, dtype=np.int64))
-    group.create_dataset("states", data=np.asarray(episode.states, dtype=np.float64))
+    if episode.states:  # (sim states exist only for episodes run in our simulator)
+        group.create_dataset("states", data=np.asarray(episode.states, dtype=np.float64))
     for key, frames in episode.stacked_obs().items():
         # Images compress ~3x with lzf at negligible CPU cost; low-dim data is left plain.
         options = (
