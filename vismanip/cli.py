@@ -353,6 +353,17 @@ def validate(path: str) -> None:
     click.echo(f"{path}: valid")
 
 
+@data.command()
+@click.argument("out", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+def merge(out: str, inputs: tuple[str, ...]) -> None:
+    """Merge datasets into OUT: demos renumbered, masks merged, provenance kept."""
+    from vismanip.data.merge import merge_datasets
+
+    demos = merge_datasets(out, list(inputs))
+    click.echo(f"{demos} demos from {len(inputs)} files written to {out}")
+
+
 @data.command(name="export")
 @click.argument("path", type=click.Path())
 @click.option("--to", "fmt", type=click.Choice(["lerobot"]), required=True, help="Target format.")

@@ -16,7 +16,6 @@ SWMR mode, and each demo is a new group.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterable
@@ -108,9 +107,16 @@ def append_demos(path: Path, shards: list[Path], round_name: str, labels: int) -
     The dataset is copied byte for byte, extended and renamed over `path`, so a crash at any
     point leaves either the old file or the new one, and earlier demos are never rewritten.
     """
-    temporary = path.with_name(path.name + ".tmp")
-    shutil.copyfile(path, temporary)
-    names = []
+    names: list[str] = []
+    with atomic_write(path) as temporary:
+        shutil.copyfile(path, temporary)
+        _append(temporary, shards, round_name, labels, names)
+    return names
+
+
+def _append(
+    temporary: Path, shards: list[Path], round_name: str, labels: int, names: list[str]
+) -> None:
     with h5py.File(temporary, "a") as file:
         data = file["data"]
         start = max((demo_index(name) for name in data), default=-1) + 1
@@ -125,8 +131,6 @@ def append_demos(path: Path, shards: list[Path], round_name: str, labels: int) -
         del file["mask/train"]
         file.create_dataset("mask/train", data=np.array(train, dtype="S"))
         file.create_dataset(f"mask/{round_name}", data=np.array(names, dtype="S"))
-    os.replace(temporary, path)
-    return names
 
 
 def split_demos(names: list[str], valid_fraction: float, seed: int) -> tuple[list[str], list[str]]:

@@ -172,18 +172,18 @@ def _check_array(dataset: h5py.Dataset, where: str, steps: int, read: bool = Tru
     return []
 
 
-def _signature(demo: h5py.Group) -> dict[str, tuple]:
+def signature(demo: h5py.Group) -> dict[str, tuple]:
     """What every demo must share: each observation's per-step shape and dtype, and the
     sim-state width (all demos come from one model)."""
-    signature: dict[str, tuple] = {}
+    layout: dict[str, tuple] = {}
     for group in ("obs", "next_obs"):
         if isinstance(demo.get(group), h5py.Group):
             for key, dataset in demo[group].items():
                 if isinstance(dataset, h5py.Dataset):
-                    signature[f"{group}/{key}"] = (dataset.shape[1:], dataset.dtype)
+                    layout[f"{group}/{key}"] = (dataset.shape[1:], dataset.dtype)
     if isinstance(demo.get("states"), h5py.Dataset):
-        signature["states"] = (demo["states"].shape[1:], demo["states"].dtype)
-    return signature
+        layout["states"] = (demo["states"].shape[1:], demo["states"].dtype)
+    return layout
 
 
 def _check_consistency(file: h5py.File, names: list[str]) -> list[str]:
@@ -192,18 +192,18 @@ def _check_consistency(file: h5py.File, names: list[str]) -> list[str]:
     if len(demos) < 2:
         return []
     reference_name = demos[0]
-    reference = _signature(file["data"][reference_name])
+    reference = signature(file["data"][reference_name])
     problems = []
     for name in demos[1:]:
-        signature = _signature(file["data"][name])
-        for key in sorted(set(reference) | set(signature)):
+        found = signature(file["data"][name])
+        for key in sorted(set(reference) | set(found)):
             where = f"data/{name}/{key}"
-            if key not in signature:
+            if key not in found:
                 problems.append(f"{where}: missing (data/{reference_name} has it)")
             elif key not in reference:
                 problems.append(f"{where}: not in data/{reference_name} (demos must match)")
-            elif signature[key] != reference[key]:
-                (shape, dtype), (expected_shape, expected_dtype) = signature[key], reference[key]
+            elif found[key] != reference[key]:
+                (shape, dtype), (expected_shape, expected_dtype) = found[key], reference[key]
                 problems.append(
                     f"{where}: per-step shape {shape} {dtype}, expected {expected_shape} "
                     f"{expected_dtype} like data/{reference_name}"

@@ -97,7 +97,7 @@ def export_lerobot(path: str | Path, out: str | Path, repo_id: str = "") -> Path
     features: dict[str, dict] = {
         f"{IMAGE_PREFIX}{camera}": {
             "dtype": "video",
-            "shape": tuple(size),
+            "shape": tuple(size or ()),
             "names": ["height", "width", "channels"],
         }
         for camera in cameras

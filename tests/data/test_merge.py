@@ -1,0 +1,62 @@
+"""`vismanip data merge`: one file with every demo renumbered, masks merged, provenance kept;
+inputs that disagree on env settings or observations are refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+from conftest import one_line_error, run_in_process, write_dataset
+
+
+def test_merge_renumbers_keeps_masks_and_provenance(tmp_path):
+    first, second, out = tmp_path / "a" / "a.hdf5", tmp_path / "b" / "b.hdf5", tmp_path / "m.hdf5"
+    first.parent.mkdir(), second.parent.mkdir()
+    a, b = write_dataset(first, [5, 7, 6]), write_dataset(second, [4, 8])
+    status, out_text, err = run_in_process("data", "merge", str(out), str(first), str(second))
+    assert status == 0, err
+    assert "5 demos from 2 files" in out_text
+    assert run_in_process("data", "validate", str(out))[0] == 0
+    with h5py.File(out) as merged, h5py.File(first) as fa, h5py.File(second) as fb:
+        data = merged["data"]
+        assert sorted(data, key=lambda n: int(n.split("_")[1])) == [f"demo_{i}" for i in range(5)]
+        assert int(data.attrs["total"]) == 5 + 7 + 6 + 4 + 8
+        for index, episode in enumerate([*a, *b]):
+            np.testing.assert_array_equal(data[f"demo_{index}/actions"][()], episode.actions)
+        assert data["demo_3"].attrs["source_file"] == str(second)
+        assert data["demo_3"].attrs["source_demo"] == "demo_0"
+        provenance = json.loads(data.attrs["merged_from"])
+        assert [p["demos"] for p in provenance] == [3, 2]
+        for split in ("train", "valid"):
+            expected = [n.decode() for n in fa[f"mask/{split}"][()]] + [
+                f"demo_{3 + int(n.decode().split('_')[1])}" for n in fb[f"mask/{split}"][()]
+            ]
+            assert [n.decode() for n in merged[f"mask/{split}"][()]] == expected
+
+
+def test_merge_refuses_disagreeing_inputs_and_writes_nothing(tmp_path):
+    first, other, out = tmp_path / "a.hdf5", tmp_path / "o.hdf5", tmp_path / "m.hdf5"
+    write_dataset(first, [5, 6])
+    (tmp_path / "o").mkdir()
+    write_dataset(tmp_path / "o" / "o.hdf5", [5, 6])
+    other = tmp_path / "o" / "o.hdf5"
+    with h5py.File(other, "a") as file:
+        args = json.loads(file["data"].attrs["env_args"])
+        args["env_kwargs"]["control_freq"] = 10
+        file["data"].attrs["env_args"] = json.dumps(args)
+    status, _, err = run_in_process("data", "merge", str(out), str(first), str(other))
+    one_line_error(status, err, "merge")
+    assert "env_args['env_kwargs']" in err and not out.exists()
+
+    with h5py.File(other, "a") as file:
+        file["data"].attrs["env_args"] = json.dumps(
+            json.loads(h5py.File(first)["data"].attrs["env_args"])
+        )
+        for name in file["data"]:
+            for group in ("obs", "next_obs"):
+                del file[f"data/{name}/{group}/object"]
+    status, _, err = run_in_process("data", "merge", str(out), str(first), str(other))
+    one_line_error(status, err, "merge")
+    assert "next_obs/object is missing" in err and not out.exists()
+    one_line_error(*run_in_process("data", "merge", str(first), str(first))[:3:2], "merge")
