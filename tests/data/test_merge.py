@@ -60,3 +60,47 @@ def test_merge_refuses_disagreeing_inputs_and_writes_nothing(tmp_path):
     one_line_error(status, err, "merge")
     assert "next_obs/object is missing" in err and not out.exists()
     one_line_error(*run_in_process("data", "merge", str(first), str(first))[:3:2], "merge")
+
+
+def test_training_reads_several_files_as_one(tmp_path):
+    from vismanip.data.datamodule import DemoDataModule, LoaderConfig
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "part1.hdf5", tmp_path / "b" / "part2.hdf5"
+    write_dataset(first, [5, 7, 6])
+    write_dataset(second, [4, 8])
+    keys = ["agentview_image", "robot0_eef_pos"]
+    single = [
+        DemoDataModule(str(path), LoaderConfig(batch_size=4), keys) for path in (first, second)
+    ]
+    both = DemoDataModule(f"{first},{second}", LoaderConfig(batch_size=4), keys)
+    globbed = DemoDataModule(str(tmp_path / "*" / "part*.hdf5"), LoaderConfig(batch_size=4), keys)
+    for module in (*single, both, globbed):
+        module.setup()
+    assert len(both.train_set) == len(globbed.train_set) == sum(len(m.train_set) for m in single)
+    assert len(both.valid_set) == sum(len(m.valid_set) for m in single)
+    # A batch across the files keeps each sample's own action, in the order asked.
+    rows = [0, len(single[0].train_set), 1, len(both.train_set) - 1]
+    batch = both.train_set.__getitems__(rows)
+    expected = [
+        single[0].train_set.__getitems__([0])["actions"][0],
+        single[1].train_set.__getitems__([0])["actions"][0],
+        single[0].train_set.__getitems__([1])["actions"][0],
+        single[1].train_set.__getitems__([len(single[1].train_set) - 1])["actions"][0],
+    ]
+    np.testing.assert_array_equal(batch["actions"].numpy(), np.stack(expected))
+    assert batch["obs"]["agentview_image"].shape[0] == 4
+
+    run_dir = tmp_path / "run"
+    settings = [
+        f"output_dir={run_dir}", "loader.batch_size=4", "trainer.max_epochs=1",
+        "rollout.every_n_epochs=0", "augmentation.shift_pad=0", "policy.lowdim_keys=[robot0_eef_pos]",
+    ]  # fmt: skip
+    status, _, err = run_in_process("train", f"data={tmp_path}/*/part*.hdf5", *settings)
+    assert status == 0, err
+    assert (run_dir / "best.ckpt").exists()
+    status, _, err = run_in_process(
+        "train", f"data={tmp_path}/none*.hdf5", f"output_dir={tmp_path}/run2", *settings[1:]
+    )
+    one_line_error(status, err, "train")
+    assert "no file matches" in err

@@ -23,7 +23,8 @@ from vismanip.algos.lightning_helpers import (
     quiet_lightning,
 )
 from vismanip.config import run_metadata
-from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
+from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_paths, dataset_shapes
+from vismanip.data.merge import check_compatible
 from vismanip.data.validate import require_valid_dataset
 from vismanip.envs.tasks import TASKS, EnvConfig
 from vismanip.errors import VismanipError
@@ -232,8 +233,12 @@ def build(config: TrainConfig) -> BCSetup:
     data when empty. DAgger retrains and GAIL's BC term reuse it."""
     if not config.data:
         raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
-    require_valid_dataset(config.data)
-    image_size, lowdim_dims, cameras, env_args = dataset_shapes(config.data)
+    paths = dataset_paths(config.data)
+    if len(paths) > 1:
+        check_compatible(paths)  # each file valid, and all alike (env settings, observations)
+    else:
+        require_valid_dataset(paths[0])
+    image_size, lowdim_dims, cameras, env_args = dataset_shapes(paths[0])
     if not config.policy.cameras:
         config.policy.cameras = cameras
     unknown = [c for c in config.policy.cameras if c not in cameras]

@@ -4,11 +4,13 @@ Images stay uint8 in memory (4x smaller than float) up to `cache_gb`; demos beyo
 are read from the HDF5 file when sampled. Batches are fetched with one fancy-indexing call
 per key (`__getitems__`), not per sample, which keeps the loader far from the bottleneck on
 a CPU. Files in robosuite's upside-down image convention are flipped to upright here, so
-every consumer sees one orientation.
+every consumer sees one orientation. `data=` may name several files (comma-separated or a
+glob): they train as one dataset, each file's masks choosing its splits.
 """
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +160,68 @@ class DemoDataset(Dataset):
         return values.mean(axis=0), values.std(axis=0)
 
 
+class MultiFileDataset(Dataset):
+    """Several files' DemoDatasets as one: a batch is fetched per file, then concatenated."""
+
+    def __init__(self, parts: list[DemoDataset]) -> None:
+        self.parts = parts
+        self.offsets = np.cumsum([0, *(len(part) for part in parts)])
+        self.cached_bytes = sum(part.cached_bytes for part in parts)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, item: int) -> dict:
+        return self.__getitems__([item])
+
+    def __getitems__(self, items: list[int]) -> dict:
+        rows = np.asarray(items)
+        owner = np.searchsorted(self.offsets, rows, side="right") - 1
+        pieces = [
+            (np.flatnonzero(owner == i), part.__getitems__((rows[owner == i] - start).tolist()))
+            for i, (part, start) in enumerate(zip(self.parts, self.offsets[:-1], strict=False))
+            if np.any(owner == i)
+        ]
+        order = np.argsort(np.concatenate([positions for positions, _ in pieces]), kind="stable")
+        obs = {
+            key: torch.cat([batch["obs"][key] for _, batch in pieces])[order]
+            for key in pieces[0][1]["obs"]
+        }
+        return {"obs": obs, "actions": torch.cat([b["actions"] for _, b in pieces])[order]}
+
+    def action_range(self) -> tuple[np.ndarray, np.ndarray]:
+        ranges = [part.action_range() for part in self.parts]
+        return np.min([r[0] for r in ranges], axis=0), np.max([r[1] for r in ranges], axis=0)
+
+    def lowdim_stats(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std over every sample of every file (pooled from each file's moments)."""
+        counts = np.array([len(part) for part in self.parts], dtype=np.float64)
+        moments = [part.lowdim_stats(keys) for part in self.parts]
+        means = np.stack([m[0] for m in moments])
+        squares = np.stack([m[1] ** 2 + m[0] ** 2 for m in moments])
+        weights = counts[:, None] / counts.sum()
+        mean = (weights * means).sum(axis=0)
+        return mean, np.sqrt(np.maximum((weights * squares).sum(axis=0) - mean**2, 0.0))
+
+
+def dataset_paths(data: str) -> list[Path]:
+    """The files `data=` names: one path, a comma-separated list, or a glob pattern."""
+    paths: list[Path] = []
+    for item in (part.strip() for part in str(data).split(",")):
+        if not item:
+            continue
+        if glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise VismanipError(f"data={item}: no file matches the pattern")
+            paths += [Path(match) for match in matches]
+        else:
+            paths.append(Path(item))
+    if not paths:
+        raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
+    return paths
+
+
 def _already_batched(batch: Any) -> Any:
     return batch
 
@@ -178,19 +242,44 @@ class DemoDataModule(L.LightningDataModule):
         if not path:
             raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
         self.path = path
+        self.paths = dataset_paths(path)
         self.config = config
         self.obs_keys = obs_keys
         self.seed = seed
-        self.train_set: DemoDataset | None = None
-        self.valid_set: DemoDataset | None = None
+        self.train_set: DemoDataset | MultiFileDataset | None = None
+        self.valid_set: DemoDataset | MultiFileDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        with open_dataset(self.path) as file:
+        if len(self.paths) == 1:
+            self.train_set, self.valid_set = self._splits(self.paths[0], self.config.cache_gb * 1e9)
+            return
+        cache = self.config.cache_gb * 1e9 / len(self.paths)  # an equal share per file
+        splits = [self._splits(path, cache, check_batch=False) for path in self.paths]
+        self.train_set = MultiFileDataset([train for train, _ in splits])
+        self._check_one_batch(self.train_set, ",".join(map(str, self.paths)), "each file's")
+        valid = [part for _, part in splits if part is not None]
+        self.valid_set = MultiFileDataset(valid) if valid else None
+
+    def _check_one_batch(self, train: Dataset, where: str, split: str) -> None:
+        # The loader drops an incomplete last batch (steady batch statistics), so a split
+        # smaller than one batch would train nothing while Lightning reports success.
+        if len(train) < self.config.batch_size:  # type: ignore[arg-type]
+            raise VismanipError(
+                f"{where}: the training split ({split}) has {len(train)} samples, "  # type: ignore[arg-type]
+                f"fewer than one batch (loader.batch_size={self.config.batch_size}); "
+                "lower loader.batch_size or add demos"
+            )
+
+    def _splits(
+        self, path: Path, cache: float, check_batch: bool = True
+    ) -> tuple[DemoDataset, DemoDataset | None]:
+        """One file's train and valid demos by its masks (all demos train without masks)."""
+        with open_dataset(path) as file:
             names = demo_names(file)
             if not names:
-                raise VismanipError(f"{self.path}: contains no demos")
+                raise VismanipError(f"{path}: contains no demos")
             has_masks = "mask" in file
             train = mask(file, self.config.train_mask) if has_masks else names
             valid = (
@@ -198,25 +287,19 @@ class DemoDataModule(L.LightningDataModule):
             )
         if self.config.valid_mask and has_masks and not valid:
             raise VismanipError(
-                f"{self.path}: mask/{self.config.valid_mask} is empty; add demos to it, or "
+                f"{path}: mask/{self.config.valid_mask} is empty; add demos to it, or "
                 "train without validation: loader.valid_mask=''"
             )
-        cache = self.config.cache_gb * 1e9
-        self.train_set = DemoDataset(self.path, train, self.obs_keys, cache, self.train_transform)
-        # The loader drops an incomplete last batch (steady batch statistics), so a split
-        # smaller than one batch would train nothing while Lightning reports success.
-        if len(self.train_set) < self.config.batch_size:
+        train_set = DemoDataset(path, train, self.obs_keys, cache, self.train_transform)
+        if check_batch:
             split = f"mask/{self.config.train_mask}" if has_masks else "all demos"
-            raise VismanipError(
-                f"{self.path}: the training split ({split}) has {len(self.train_set)} samples, "
-                f"fewer than one batch (loader.batch_size={self.config.batch_size}); "
-                "lower loader.batch_size or add demos"
-            )
-        self.valid_set = (
-            DemoDataset(self.path, valid, self.obs_keys, cache - self.train_set.cached_bytes)
+            self._check_one_batch(train_set, str(path), split)
+        valid_set = (
+            DemoDataset(path, valid, self.obs_keys, cache - train_set.cached_bytes)
             if valid
             else None
         )
+        return train_set, valid_set
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
