@@ -123,6 +123,8 @@ class GailConfig:
         discriminator adds, measured with the same learner).
     eval_every: env steps between evaluations of the deterministic policy; eval_episodes
         per evaluation; best.ckpt is the most successful.
+    overlap_rollouts: with the SAC learner and 2+ workers, collect the next batch (with
+        the weights from before this batch's updates) while the learner trains on this one.
     """
 
     init: str = ""
@@ -139,6 +141,7 @@ class GailConfig:
     reward_source: str = "discriminator"
     eval_every: int = 10_000
     eval_episodes: int = 20
+    overlap_rollouts: bool = True
     disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
 

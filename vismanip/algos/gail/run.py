@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -121,14 +122,36 @@ class GailRun:
             tqdm(
                 total=config.env_steps, initial=progress.env_steps, unit="step", desc="gail"
             ) as bar,
+            ThreadPoolExecutor(max_workers=1) as collector,
         ):
             if not progress.history:
                 self._evaluate(runner, progress)
+            # SAC learns off-policy: the next batch can be collected (with the weights from
+            # before this batch's updates) while the learner trains, so the simulator and
+            # the updates share the time instead of taking turns. PPO stays on-policy; one
+            # worker runs in this process, whose GL context must stay on one thread.
+            overlap = (
+                config.overlap_rollouts and config.learner.type == "sac" and config.workers > 1
+            )
+            pending: Future[list[Transitions]] | None = None
             while progress.env_steps < config.env_steps:
                 started = time.perf_counter()
-                batch = self._collect(runner, learner, progress.iteration)
+                if pending is None:
+                    batch = self._collect(runner, *self._exploration(learner, progress.iteration))
+                else:
+                    batch = pending.result()
+                    pending = None
                 steps = sum(len(t) for t in batch)
-                stats = self._train(learner, batch, progress.iteration, progress.env_steps + steps)
+                after = progress.env_steps + steps
+                if (
+                    overlap
+                    and after < config.env_steps
+                    and not self._evaluation_due(after, progress)
+                ):
+                    pending = collector.submit(
+                        self._collect, runner, *self._exploration(learner, progress.iteration + 1)
+                    )
+                stats = self._train(learner, batch, progress.iteration, after)
                 progress.env_steps += steps
                 progress.iteration += 1
                 stats.update(
@@ -137,10 +160,7 @@ class GailRun:
                 )
                 progress.iterations.append(stats)
                 self._log(stats, progress.env_steps)
-                evaluate = progress.env_steps >= config.env_steps or (
-                    progress.env_steps // config.eval_every
-                    > progress.last_eval // config.eval_every
-                )
+                evaluate = self._evaluation_due(progress.env_steps, progress)
                 progress.wall_time += time.perf_counter() - started
                 if evaluate:  # (its entry records the wall time before it, evaluations included)
                     started = time.perf_counter()
@@ -162,12 +182,19 @@ class GailRun:
         return policy.config.feature_dim * len(policy.image_keys) + sum(policy.lowdim_dims.values())
 
     # ------------------------------------------------------------------ steps
-    def _collect(
-        self, runner: EpisodeRunner, learner: Learner, iteration: int
-    ) -> list[Transitions]:
-        """One batch of exploring episodes with the current weights and exploration std."""
+    def _evaluation_due(self, env_steps: int, progress: _Progress) -> bool:
+        """At the end, and on crossing each multiple of `eval_every`."""
+        every = self.config.eval_every
+        return (
+            env_steps >= self.config.env_steps or env_steps // every > progress.last_eval // every
+        )
+
+    def _exploration(
+        self, learner: Learner, iteration: int
+    ) -> tuple[PolicyWeights, list[GailEpisode]]:
+        """The current weights and one batch of exploring episodes with the current std,
+        copied now (in the main thread: the learner may change them right after)."""
         config = self.config
-        runner.set_policy(PolicyWeights.of(self.policy))
         std = learner.head.log_std.detach().clamp(-5.0, 1.0).exp().numpy().astype(np.float64)
         tasks = [
             GailEpisode(
@@ -178,6 +205,12 @@ class GailRun:
             )
             for i in range(config.episodes_per_iteration)
         ]
+        return PolicyWeights.of(self.policy), tasks
+
+    def _collect(
+        self, runner: EpisodeRunner, weights: PolicyWeights, tasks: list[GailEpisode]
+    ) -> list[Transitions]:
+        runner.set_policy(weights)
         return list(runner.run(tasks, ordered=True))
 
     def _observations(self, episode: Transitions) -> np.ndarray:
