@@ -96,3 +96,11 @@ def one_line_error(status: int, err: str, command: str) -> None:
     shown = [line.split("\r")[-1] for line in err.splitlines()]  # what a terminal shows
     lines = [line for line in shown if line.strip() and not PROGRESS_BAR.search(line)]
     assert status == 1 and len(lines) == 1 and lines[0].startswith("error: "), (command, err)
+
+
+def collect_lift(out: Path, episodes: int = 3, size: int = 32) -> None:
+    """A small real Lift dataset from the scripted expert (`vismanip collect`, one worker)."""
+    run_cli(
+        "collect", "--task", "lift", "--episodes", str(episodes), "--workers", "1",
+        "--size", str(size), "--out", str(out),
+    )  # fmt: skip

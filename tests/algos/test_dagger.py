@@ -13,7 +13,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import make_episode, run_cli, write_dataset
+from conftest import collect_lift, make_episode, run_cli, write_dataset
 
 from vismanip.algos.dagger import DaggerEpisode, QueryConfig, beta_schedule, labeled_segments
 from vismanip.data.hdf5 import append_demos, write_episode_file
@@ -118,19 +118,7 @@ def test_beta_one_executes_every_expert_action():
 @pytest.mark.sim
 def test_two_rounds_survive_a_kill_mid_round(tmp_path):
     data, bc, run = tmp_path / "lift.hdf5", tmp_path / "bc", tmp_path / "dagger"
-    run_cli(
-        "collect",
-        "--task",
-        "lift",
-        "--episodes",
-        "3",
-        "--workers",
-        "1",
-        "--size",
-        "32",
-        "--out",
-        str(data),
-    )
+    collect_lift(data)
     run_cli(
         "train", f"data={data}", f"output_dir={bc}", "trainer.max_epochs=1", "task=lift",
         "rollout.every_n_epochs=0", "loader.batch_size=16",

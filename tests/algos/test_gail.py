@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, write_dataset
+from conftest import collect_lift, run_cli, write_dataset
 from tensordict import TensorDict
 
 from vismanip.algos.gail.configuration import GailConfig
@@ -161,10 +161,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
 @pytest.mark.sim
 def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports(tmp_path):
     data, bc, run = tmp_path / "lift.hdf5", tmp_path / "bc", tmp_path / "gail"
-    run_cli(
-        "collect", "--task", "lift", "--episodes", "3", "--workers", "1", "--size", "32",
-        "--out", str(data),
-    )  # fmt: skip
+    collect_lift(data)
     run_cli(
         "train", f"data={data}", f"output_dir={bc}", "trainer.max_epochs=1", "task=lift",
         "rollout.every_n_epochs=0", "loader.batch_size=16",

@@ -9,7 +9,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import one_line_error, run_cli, run_in_process
+from conftest import collect_lift, one_line_error, run_cli, run_in_process
 
 lerobot_dataset = pytest.importorskip(
     "lerobot.datasets.lerobot_dataset", reason="the lerobot extra is not installed"
@@ -21,10 +21,7 @@ MIN_PSNR_DB = 30.0  # measured 35-37 dB on 84x84 Lift frames (AV1, LeRobot's def
 @pytest.mark.sim
 def test_round_trip_through_lerobot(tmp_path):
     data, folder, back = tmp_path / "lift.hdf5", tmp_path / "lift_lerobot", tmp_path / "back.hdf5"
-    run_cli(
-        "collect", "--task", "lift", "--episodes", "3", "--workers", "1", "--size", "64",
-        "--out", str(data),
-    )  # fmt: skip
+    collect_lift(data, size=64)
     run_cli("data", "export", str(data), "--to", "lerobot", "--out", str(folder))
 
     loaded = lerobot_dataset.LeRobotDataset(
