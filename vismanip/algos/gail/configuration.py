@@ -82,6 +82,9 @@ class LearnerConfig:
     warmup_steps: env steps collected before the first update (SAC).
     actor_start_steps: env steps before the actor changes; until then only D and the
         critic learn, so an untrained critic cannot pull the BC policy away.
+    action_noise: 0 (default): explore with SAC's learned std before the tanh. > 0: add
+        Gaussian noise of this std to the action after the tanh, clipped (as DrQ-v2 and
+        ROT explore), because before the tanh a saturated BC action (±1) does not move.
     threads: torch threads for the updates. 1 by default: the rollout workers share the
         cores, and oversubscribed threads ran an update 7x slower here (914 vs 125 ms,
         2 threads vs 1, on a loaded 2-core machine).
@@ -101,6 +104,7 @@ class LearnerConfig:
     replay_size: int = 300_000
     warmup_steps: int = 2_000
     actor_start_steps: int = 10_000
+    action_noise: float = 0.0
     threads: int = 1
     ppo: PpoConfig = field(default_factory=PpoConfig)
 
@@ -164,6 +168,10 @@ class GailConfig:
                 raise VismanipError(f"{key} must be at least 1, not {getattr(self, key)}")
         if self.eval_episodes < 1:
             raise VismanipError(f"eval_episodes must be at least 1, not {self.eval_episodes}")
+        if not 0 <= self.learner.action_noise <= 1:
+            raise VismanipError(
+                f"learner.action_noise must be in [0, 1], not {self.learner.action_noise}"
+            )
         if self.learner.threads < 1:
             raise VismanipError(f"learner.threads must be at least 1, not {self.learner.threads}")
         if self.learner.batch_size < 2:

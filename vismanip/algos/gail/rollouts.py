@@ -81,12 +81,18 @@ class Transitions:
 
 @dataclass
 class GailEpisode:
-    """Runner task: one episode with the worker's policy; `std` = 0 acts deterministically."""
+    """Runner task: one episode with the worker's policy; `std` = 0 acts deterministically.
+
+    The noise goes before the tanh (SAC's own TanhNormal) or, with `after_tanh`, onto the
+    action itself, clipped to [-1, 1]: a BC policy's actions sit at ±1 on many steps (the
+    scripted expert saturates), where noise before the tanh moves nothing.
+    """
 
     seed: int
     scene: Scene
-    std: np.ndarray  # (7,) exploration std before the tanh
+    std: np.ndarray  # (7,) exploration std
     noise_seed: int
+    after_tanh: bool = False
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
@@ -98,7 +104,11 @@ class GailEpisode:
             encoding = encode_obs(policy, obs)
             with torch.no_grad():
                 mean = policy.action_mean(encoding)[0].numpy().astype(np.float64)
-            action = np.tanh(mean + self.std * noise.standard_normal(mean.shape))
+            draw = self.std * noise.standard_normal(mean.shape)
+            if self.after_tanh:
+                action = np.clip(np.tanh(mean) + draw, -1.0, 1.0)
+            else:
+                action = np.tanh(mean + draw)
             extras = {"features": encoding[0].numpy(), "state": privileged_state(obs, object_key)}
             return ActionWithExtras(action, extras)
 

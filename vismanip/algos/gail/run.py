@@ -40,6 +40,7 @@ from vismanip.algos.gail.rollouts import STATE_DIM, GailEpisode, Transitions
 from vismanip.algos.gail.transitions import episode_td, transitions_td
 from vismanip.algos.lightning_helpers import write_metrics
 from vismanip.config import run_metadata
+from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
@@ -195,13 +196,19 @@ class GailRun:
         """The current weights and one batch of exploring episodes with the current std,
         copied now (in the main thread: the learner may change them right after)."""
         config = self.config
-        std = learner.head.log_std.detach().clamp(-5.0, 1.0).exp().numpy().astype(np.float64)
+        after_tanh = config.learner.action_noise > 0
+        std = (
+            np.full(ACTION_DIM, config.learner.action_noise)
+            if after_tanh
+            else learner.head.log_std.detach().clamp(-5.0, 1.0).exp().numpy().astype(np.float64)
+        )
         tasks = [
             GailEpisode(
                 episode_seed(config.seed, iteration * 1000 + i, GAIL_STREAM),
                 self.scene,
                 std,
                 noise_seed=episode_seed(config.seed + 1, iteration * 1000 + i, GAIL_STREAM),
+                after_tanh=after_tanh,
             )
             for i in range(config.episodes_per_iteration)
         ]
