@@ -61,7 +61,9 @@ def toy_learner(**disc) -> GailLearner:
     return learner
 
 
-@pytest.mark.parametrize("pairs", ["state_action", "state_next", "state"])
+@pytest.mark.parametrize(
+    "pairs", ["state_action", "state", pytest.param("state_next", marks=pytest.mark.slow)]
+)
 def test_discriminator_separates_expert_from_policy_transitions(pairs):
     torch.manual_seed(0)
     learner = toy_learner(pairs=pairs)
