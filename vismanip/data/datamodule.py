@@ -262,12 +262,14 @@ class DemoDataModule(L.LightningDataModule):
         valid = [part for _, part in splits if part is not None]
         self.valid_set = MultiFileDataset(valid) if valid else None
 
-    def _check_one_batch(self, train: Dataset, where: str, split: str) -> None:
+    def _check_one_batch(
+        self, train: DemoDataset | MultiFileDataset, where: str, split: str
+    ) -> None:
         # The loader drops an incomplete last batch (steady batch statistics), so a split
         # smaller than one batch would train nothing while Lightning reports success.
-        if len(train) < self.config.batch_size:  # type: ignore[arg-type]
+        if len(train) < self.config.batch_size:
             raise VismanipError(
-                f"{where}: the training split ({split}) has {len(train)} samples, "  # type: ignore[arg-type]
+                f"{where}: the training split ({split}) has {len(train)} samples, "
                 f"fewer than one batch (loader.batch_size={self.config.batch_size}); "
                 "lower loader.batch_size or add demos"
             )

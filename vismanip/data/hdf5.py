@@ -72,10 +72,12 @@ def assemble_dataset(
     valid_fraction: float,
     split_seed: int,
     run_metadata: str,
+    masks: dict[str, list[str]] | None = None,
 ) -> int:
     """Copy demos (file, group path) into a new dataset at `out_path`; returns the demo count.
 
-    Demos are renumbered demo_0.. in the order given. The new file is built under a
+    Demos are renumbered demo_0.. in the order given. `masks` (by the new names) replaces
+    the seeded train/valid split when the demos come with their own. The new file is built under a
     temporary name and renamed over `out_path` only when complete, so the previous
     dataset (possibly one of the sources) stays intact until then.
     """
@@ -94,9 +96,11 @@ def assemble_dataset(
         data.attrs["image_convention"] = IMAGE_CONVENTION
         data.attrs["attempts"] = attempts
         data.attrs["vismanip_run"] = run_metadata
-        train, valid = split_demos(names, valid_fraction, split_seed)
-        out.create_dataset("mask/train", data=np.array(train, dtype="S"))
-        out.create_dataset("mask/valid", data=np.array(valid, dtype="S"))
+        if masks is None:
+            train, valid = split_demos(names, valid_fraction, split_seed)
+            masks = {"train": train, "valid": valid}
+        for split, members in masks.items():
+            out.create_dataset(f"mask/{split}", data=np.array(members, dtype="S"))
     return len(names)
 
 

@@ -229,10 +229,15 @@ def import_lerobot(folder: str | Path, out: str | Path, repo_id: str = "") -> in
         shard = parts / f"episode_{index:06d}.hdf5"
         write_episode_file(shard, episode, index, model_xml="")
         shards.append((shard, "demo"))
-    valid = _valid_fraction(info, dataset.meta.total_episodes)
-    written = assemble_dataset(out, shards, json.dumps(args), len(shards), valid, 0, "{}")
-    if "splits" in info and "valid" in info["splits"]:
-        _restore_masks(out, info["splits"])
+    # The export's split ranges as robomimic masks (demo_i is episode i); a dataset without
+    # a valid split gets the usual seeded 10%.
+    splits = info.get("splits", {})
+    masks = (
+        {split: _range_names(splits[split]) for split in ("train", "valid")}
+        if "train" in splits and "valid" in splits
+        else None
+    )
+    written = assemble_dataset(out, shards, json.dumps(args), len(shards), 0.1, 0, "{}", masks)
     shutil.rmtree(parts)
     return written
 
@@ -259,17 +264,7 @@ def _split_vector(vector: np.ndarray, feature: dict, name: str) -> dict[str, np.
     return {key: np.asarray(values) for key, values in keys.items()}
 
 
-def _valid_fraction(info: dict, episodes: int) -> float:
-    return 0.1 if "valid" not in info.get("splits", {}) or not episodes else 0.0
-
-
-def _restore_masks(out: Path, splits: dict[str, str]) -> None:
-    """The export's train/valid ranges back as robomimic masks (demo_i = episode i)."""
-    with h5py.File(out, "a") as file:
-        for split in ("train", "valid"):
-            if split in splits:
-                start, end = (int(x) for x in splits[split].split(":"))
-                names = np.array([f"demo_{i}" for i in range(start, end)], dtype="S")
-                if f"mask/{split}" in file:
-                    del file[f"mask/{split}"]
-                file.create_dataset(f"mask/{split}", data=names)
+def _range_names(span: str) -> list[str]:
+    """LeRobot's "start:end" episode range as our demo names."""
+    start, end = (int(x) for x in span.split(":"))
+    return [f"demo_{i}" for i in range(start, end)]
