@@ -76,6 +76,19 @@ def test_discriminator_separates_expert_from_policy_transitions(pairs):
     assert expert_reward > policy_reward + 1.0
 
 
+def test_demo_fraction_puts_demos_in_the_critics_batches(monkeypatch):
+    torch.manual_seed(0)
+    learner = toy_learner()
+    learner.config.learner.demo_fraction = 0.5
+    seen = []
+    real_loss = learner.sac_loss.forward
+    monkeypatch.setattr(learner.sac_loss, "forward", lambda td: seen.append(td) or real_loss(td))
+    learner.update()
+    observations = seen[0]["observation"][:, 0]  # expert states sit around +1, policy's at -1
+    assert len(observations) == 64
+    assert int((observations > 0).sum()) in range(28, 37)  # half, give or take the noise
+
+
 def test_gradient_penalty_is_added_on_interpolates():
     torch.manual_seed(0)
     with_penalty, without = toy_learner(grad_penalty=10.0), toy_learner(grad_penalty=0.0)

@@ -82,6 +82,9 @@ class LearnerConfig:
     warmup_steps: env steps collected before the first update (SAC).
     actor_start_steps: env steps before the actor changes; until then only D and the
         critic learn, so an untrained critic cannot pull the BC policy away.
+    demo_fraction: share of each SAC batch drawn from the demos instead of the replay
+        buffer (RLPD's symmetric sampling, Ball et al. 2023: 0.5), so the critic also
+        learns values along the expert's path, up to the goal the policy has not reached.
     action_noise: 0 (default): explore with SAC's learned std before the tanh. > 0: add
         Gaussian noise of this std to the action after the tanh, clipped (as DrQ-v2 and
         ROT explore), because before the tanh a saturated BC action (±1) does not move.
@@ -104,6 +107,7 @@ class LearnerConfig:
     replay_size: int = 300_000
     warmup_steps: int = 2_000
     actor_start_steps: int = 10_000
+    demo_fraction: float = 0.0
     action_noise: float = 0.0
     threads: int = 1
     ppo: PpoConfig = field(default_factory=PpoConfig)
@@ -168,6 +172,10 @@ class GailConfig:
                 raise VismanipError(f"{key} must be at least 1, not {getattr(self, key)}")
         if self.eval_episodes < 1:
             raise VismanipError(f"eval_episodes must be at least 1, not {self.eval_episodes}")
+        if not 0 <= self.learner.demo_fraction < 1:
+            raise VismanipError(
+                f"learner.demo_fraction must be in [0, 1), not {self.learner.demo_fraction}"
+            )
         if not 0 <= self.learner.action_noise <= 1:
             raise VismanipError(
                 f"learner.action_noise must be in [0, 1], not {self.learner.action_noise}"

@@ -229,6 +229,11 @@ class GailLearner(AdversarialLearner):
     def add(self, transitions: TensorDict) -> None:
         self.replay.extend(transitions)
 
+    def _expert_for_critic(self, expert: TensorDict) -> TensorDict:
+        """Demo transitions in the replay's layout (the keys SAC reads)."""
+        keys = self.replay[:1].keys(True, True)
+        return expert.select(*keys).clone()
+
     # ------------------------------------------------------------------ one update
     def update(self, train_actor: bool = True) -> dict[str, float]:
         """One D step (every `disc.updates_every`), one SAC step with the BC term; with
@@ -242,6 +247,9 @@ class GailLearner(AdversarialLearner):
             and self.updates % self.config.disc.updates_every == 0
         ):
             stats.update(self._update_discriminator(expert, batch))
+        demos = round(self.config.learner.demo_fraction * len(batch))
+        if demos:  # RLPD's symmetric sampling: the critic also learns on the demos' path
+            batch = torch.cat([batch[demos:], self._expert_for_critic(expert[:demos])])
         batch["next", "reward"] = self.reward(batch)
         losses = self.sac_loss(batch)
         bc_loss = self._bc_loss(expert)
