@@ -247,3 +247,57 @@ def test_ppo_learner_trains_on_whole_episodes():
     assert not torch.equal(head_before, learner.policy.head.weight)  # the actor moved
     assert stats[-1]["disc_accuracy_expert"] > 0.9 and stats[-1]["disc_accuracy_policy"] > 0.9
     assert set(learner.optimizers()) == {"disc_optim", "actor_optim", "critic_optim"}
+
+
+class _FakeEnv:
+    """Just enough of VisionEnv for one GAIL episode: 32x32 frames and fixed proprio."""
+
+    class spec:  # noqa: N801  (mirrors VisionEnv.spec)
+        object_key = "cube"
+
+    randomization_events: list = []
+
+    def __init__(self, steps: int) -> None:
+        self.steps, self.left = steps, steps
+
+    def _obs(self) -> dict:
+        return {
+            "agentview_image": np.zeros((32, 32, 3), np.uint8),
+            "robot0_eef_pos": np.zeros(3),
+            "robot0_eef_quat": np.array([1.0, 0, 0, 0]),
+            "robot0_gripper_qpos": np.zeros(2),
+            "cube_pos": np.ones(3),
+            "cube_quat": np.array([0, 0, 0, 1.0]),
+        }
+
+    def reset(self, seed):
+        self.left = self.steps
+        return self._obs()
+
+    def step(self, action):
+        self.left -= 1
+        return self._obs(), 0.0, self.left == 0, {"success": False}
+
+    def is_unrecoverable(self, obs) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("after_tanh", [False, True])
+def test_exploration_moves_a_saturated_action_only_after_the_tanh(after_tanh):
+    from types import SimpleNamespace
+
+    from vismanip.algos.gail.rollouts import GailEpisode
+
+    policy = tiny_policy().eval()
+    with torch.no_grad():  # a BC head saturated at +1 on every dimension (pre-tanh mean 4)
+        policy.head.weight.zero_()
+        policy.head.bias.fill_(4.0)
+    env = _FakeEnv(steps=200)
+    worker = SimpleNamespace(policy=policy, env=lambda scene: env)
+    std = np.full(7, 0.3)
+    result = GailEpisode(0, None, std, noise_seed=1, after_tanh=after_tanh)(worker)
+    spread = result.actions.std(axis=0).mean()
+    if after_tanh:
+        assert spread > 0.1  # clipped at +1 from above, free below
+    else:
+        assert spread < 0.01  # tanh(4 +- 0.3) stays within 0.998-0.9997
