@@ -301,3 +301,29 @@ def test_exploration_moves_a_saturated_action_only_after_the_tanh(after_tanh):
         assert spread > 0.1  # clipped at +1 from above, free below
     else:
         assert spread < 0.01  # tanh(4 +- 0.3) stays within 0.998-0.9997
+
+
+def test_relative_d_ignores_where_the_gripper_is():
+    from vismanip.algos.gail.rollouts import STATE_DIM
+
+    torch.manual_seed(0)
+    config = GailConfig()
+    config.disc.pairs, config.disc.relative = "state", True
+    config.learner.batch_size = 32
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(101, STATE_DIM)).astype(np.float32)
+    episode = transitions_td(
+        rng.normal(size=(101, FEATURE_DIM)).astype(np.float32),
+        states,
+        np.zeros((100, 7), np.float32),
+        np.zeros(100, bool),
+        np.zeros(100, np.float32),
+    )
+    learner = GailLearner(tiny_policy(), STATE_DIM, episode, config)
+    learner.add(episode.clone())
+    learner.update()
+    moved = episode.clone()
+    moved["observation"][:, :5] += 10.0  # the gripper and object somewhere else: same reward
+    torch.testing.assert_close(learner.reward(moved), learner.reward(episode))
+    moved["observation"][:, 6] += 1.0  # the object relative to the gripper: another reward
+    assert not torch.allclose(learner.reward(moved), learner.reward(episode))

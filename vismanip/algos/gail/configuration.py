@@ -34,6 +34,9 @@ class DiscriminatorConfig:
     reward: "gail" (-log(1 - D), positive: a survival bonus, kept honest by absorbing
         states) or "airl" (log D - log(1 - D)).
     updates_every: one D update per this many learner updates.
+    relative: with input "state", D reads the object's height, the object relative to the
+        gripper, the fingers and the orientations, not the gripper's place in the world:
+        a D that sees absolute heights rewards climbing without the cube (run D).
     """
 
     input: str = "state"
@@ -43,6 +46,7 @@ class DiscriminatorConfig:
     grad_penalty: float = 10.0
     reward: str = "gail"
     updates_every: int = 1
+    relative: bool = False
 
 
 @dataclass
@@ -180,6 +184,8 @@ class GailConfig:
             raise VismanipError(
                 f"learner.action_noise must be in [0, 1], not {self.learner.action_noise}"
             )
+        if self.disc.relative and self.disc.input != "state":
+            raise VismanipError("disc.relative=true needs disc.input=state")
         if self.learner.threads < 1:
             raise VismanipError(f"learner.threads must be at least 1, not {self.learner.threads}")
         if self.learner.batch_size < 2:

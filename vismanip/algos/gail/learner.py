@@ -20,6 +20,7 @@ from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
 
 from vismanip.algos.gail.configuration import GailConfig
+from vismanip.algos.gail.rollouts import RELATIVE_STATE_COLUMNS
 from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.policies import ImagePolicy
@@ -98,12 +99,17 @@ class AdversarialLearner(nn.Module):
         self.policy = policy
         for parameter in [*policy.encoders.parameters()]:
             parameter.requires_grad_(False)  # the encoder stays as BC trained it
-        # What D and the critics read: the observation plus the absorbing indicator.
+        # What the critics read: the observation plus the absorbing indicator. D reads all of
+        # it, or with `disc.relative` only what does not place the gripper in the world.
         self.input_dim = observation_dim + 1
-        second = {"state_action": ACTION_DIM, "state_next": self.input_dim, "state": 0}[
-            config.disc.pairs
-        ]
-        self.discriminator = PairNet(self.input_dim, second, config.disc.hidden, True)
+        self.d_columns = (
+            torch.as_tensor([*RELATIVE_STATE_COLUMNS, observation_dim])
+            if config.disc.relative
+            else torch.arange(self.input_dim)
+        )
+        d_dim = len(self.d_columns)
+        second = {"state_action": ACTION_DIM, "state_next": d_dim, "state": 0}[config.disc.pairs]
+        self.discriminator = PairNet(d_dim, second, config.disc.hidden, True)
         self.gail_loss = GAILLoss(
             TensorDictModule(self.discriminator, ["observation", "action"], ["d_logits"]),
             use_grad_penalty=config.disc.grad_penalty > 0,
@@ -136,13 +142,17 @@ class AdversarialLearner(nn.Module):
             distribution_class=TanhNormal,
         )
 
+    def _d_state(self, td: TensorDict) -> Tensor:
+        """D's first input: the observation's columns D reads."""
+        return td["observation"][..., self.d_columns]
+
     def _d_pair(self, td: TensorDict) -> Tensor:
         """D's second input: the action, the next state, or nothing (zero width)."""
         pairs = self.config.disc.pairs
         if pairs == "state_action":
             return td["action"]
         if pairs == "state_next":
-            return td["next", "observation"]
+            return td["next", "observation"][..., self.d_columns]
         return td["observation"][..., :0]
 
     @torch.no_grad()
@@ -150,7 +160,7 @@ class AdversarialLearner(nn.Module):
         """The learner's reward for a batch: from D, or the task's sparse success reward."""
         if self.config.reward_source == "success":
             return td["task_reward"]
-        d = self.discriminator(td["observation"], self._d_pair(td)).clamp(EPS, 1 - EPS)
+        d = self.discriminator(self._d_state(td), self._d_pair(td)).clamp(EPS, 1 - EPS)
         if self.config.disc.reward == "gail":
             return -torch.log(1 - d)
         return torch.log(d) - torch.log(1 - d)
@@ -158,9 +168,9 @@ class AdversarialLearner(nn.Module):
     def _update_discriminator(self, expert: TensorDict, policy: TensorDict) -> dict[str, float]:
         pairs = TensorDict(
             {
-                "observation": expert["observation"],
+                "observation": self._d_state(expert),
                 "action": self._d_pair(expert),
-                "collector_observation": policy["observation"],
+                "collector_observation": self._d_state(policy),
                 "collector_action": self._d_pair(policy),
             },
             [len(expert)],
@@ -170,8 +180,8 @@ class AdversarialLearner(nn.Module):
         loss["loss"].backward()
         self.disc_optim.step()
         with torch.no_grad():
-            on_expert = self.discriminator(expert["observation"], self._d_pair(expert))
-            on_policy = self.discriminator(policy["observation"], self._d_pair(policy))
+            on_expert = self.discriminator(self._d_state(expert), self._d_pair(expert))
+            on_policy = self.discriminator(self._d_state(policy), self._d_pair(policy))
         return {
             "disc_loss": float(loss["loss"].detach()),
             "disc_accuracy_expert": float((on_expert > 0.5).float().mean()),
