@@ -22,7 +22,11 @@ MIN_PSNR_DB = 30.0  # measured 35-37 dB on 84x84 Lift frames (AV1, LeRobot's def
 def test_round_trip_through_lerobot(tmp_path):
     data, folder, back = tmp_path / "lift.hdf5", tmp_path / "lift_lerobot", tmp_path / "back.hdf5"
     collect_lift(data, size=64)
-    run_cli("data", "export", str(data), "--to", "lerobot", "--out", str(folder))
+    exported = run_cli("data", "export", str(data), "--to", "lerobot", "--out", str(folder))
+    assert exported.stdout.strip() == f"LeRobotDataset written to {folder}"
+    # no encoder banners or per-episode bars (FFmpeg's "moving the moov atom" lines from
+    # LeRobot's finalize still show: its own logger, restored after each video)
+    assert "Svt[" not in exported.stderr and "Map:" not in exported.stderr
 
     loaded = lerobot_dataset.LeRobotDataset(
         "vismanip/lift", root=folder, video_backend="torchcodec"

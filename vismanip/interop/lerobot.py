@@ -23,6 +23,7 @@ dataset code needs (the `lerobot` extra), which leaves our torch pin alone.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -113,6 +114,7 @@ def export_lerobot(path: str | Path, out: str | Path, repo_id: str = "") -> Path
     }
     fps = int(args.get("env_kwargs", {}).get("control_freq", 20))
     order = [name for split in splits.values() for name in split]
+    _quiet_writers()
     dataset = LeRobotDataset.create(
         repo_id or f"vismanip/{path.stem}",
         fps=fps,
@@ -140,12 +142,26 @@ def export_lerobot(path: str | Path, out: str | Path, repo_id: str = "") -> Path
                     frame["action"] = demo["actions"][t].astype(np.float32)
                     dataset.add_frame(frame)
                 dataset.save_episode()
+                _quiet_writers()  # LeRobot restores FFmpeg's own logger after each video
         dataset.finalize()
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # no half dataset where a finished one belongs
         raise
     _record_provenance(out, splits, order, args, path)
     return out
+
+
+def _quiet_writers() -> None:
+    """Keep the writers' chatter off the console (~50 lines per episode before): FFmpeg's
+    info lines ("Starting second pass: moving the moov atom"), SVT-AV1's banner per video
+    (its own `SVT_LOG` setting; 1 = errors only) and Hugging Face datasets' "Map" bar per
+    episode. Errors still show."""
+    import av
+    from datasets.utils.logging import disable_progress_bar
+
+    av.logging.set_level(av.logging.WARNING)
+    os.environ.setdefault("SVT_LOG", "1")
+    disable_progress_bar()
 
 
 def _split_order(file: h5py.File, names: list[str]) -> dict[str, list[str]]:
