@@ -8,9 +8,11 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 # Headless OpenGL for MuJoCo: EGL (Mesa) and OSMesa; vismanip picks whichever renders.
 # FFmpeg's libraries: LeRobot's video decoding (torchcodec).
 SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libosmesa6 ffmpeg
+# Chromium without a display: the test that opens report.html in a browser (tests only).
+TEST_SYSTEM_PACKAGES := chromium-headless-shell
 DEMO_DIR ?= runs/demo
 
-.PHONY: install system-deps demo test test-all lint bench clean
+.PHONY: install system-deps test-system-deps demo test test-all lint bench clean
 
 install: system-deps $(STAMP)
 
@@ -20,6 +22,14 @@ system-deps:
 		echo "installing system packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test-system-deps:
+	@missing=$$(for p in $(TEST_SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages for the tests:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -35,14 +45,14 @@ demo: install
 	$(VENV)/bin/vismanip data validate $(DEMO_DIR)/lift.hdf5
 	$(VENV)/bin/vismanip train --config configs/bc/lift.yaml data=$(DEMO_DIR)/lift.hdf5 output_dir=$(DEMO_DIR)/bc \
 		trainer.max_epochs=20 rollout.every_n_epochs=10 rollout.episodes=5
-	$(VENV)/bin/vismanip eval $(DEMO_DIR)/bc/best.ckpt --episodes 20 --workers 2 --videos 2
 	$(VENV)/bin/vismanip export $(DEMO_DIR)/bc/best.ckpt --format torchscript --out $(DEMO_DIR)/lift_policy.pt
 	$(PY) scripts/run_exported_policy.py $(DEMO_DIR)/lift_policy.pt --steps 40
+	$(VENV)/bin/vismanip eval $(DEMO_DIR)/bc/best.ckpt --episodes 20 --workers 2 --videos 2
 
-test: install
+test: install test-system-deps
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: install
+test-all: install test-system-deps
 	$(PY) -m pytest -q
 
 lint: install

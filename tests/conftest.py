@@ -104,3 +104,24 @@ def collect_lift(out: Path, episodes: int = 3, size: int = 32) -> None:
         "collect", "--task", "lift", "--episodes", str(episodes), "--workers", "1",
         "--size", str(size), "--out", str(out),
     )  # fmt: skip
+
+
+CHROMIUM = "/usr/bin/chromium-headless-shell"  # Debian's package; `make test` installs it
+
+
+def open_in_chromium(page: Path, screenshot: Path) -> list[tuple[str, int]]:
+    """Open an HTML file from disk in headless Chromium, as a person double-clicking it
+    would; screenshot the whole page; return (src, natural width) of every image (0 when
+    an image did not load)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        tab = browser.new_page()
+        tab.goto(page.resolve().as_uri(), wait_until="load")
+        images = tab.evaluate(
+            "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
+        )
+        tab.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return [(src, width) for src, width in images]

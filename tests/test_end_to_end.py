@@ -6,9 +6,19 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli
+from conftest import PROGRESS_BAR, open_in_chromium
+from conftest import run_cli as run_cli_anywhere
 
 pytestmark = pytest.mark.sim
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The command as `make demo` runs it, whose output a person must be able to read:
+    no warnings, no third-party tips."""
+    result = run_cli_anywhere(*args)
+    for line in (result.stdout + result.stderr).replace("\r", "\n").splitlines():
+        assert "warning" not in line.lower() and "Tip:" not in line, (args[0], line)
+    return result
 
 
 def test_collect_train_eval_export(tmp_path):
@@ -51,18 +61,29 @@ def test_collect_train_eval_export(tmp_path):
     result = run_cli(
         "eval", str(run / "best.ckpt"), "--episodes", "2", "--workers", "2", "--videos", "1"
     )
-    assert "success" in result.stdout
     report = run / "eval_lift"
+    last_line = result.stdout.strip().splitlines()[-1]
+    assert "success" in last_line and last_line.endswith(f"report in {report}/report.html")
+    images = open_in_chromium(report / "report.html", tmp_path / "report.png")
+    assert "videos/episode_000.gif" in [src for src, _ in images]
+    assert images and all(width > 0 for _, width in images), images
     evaluation = json.loads((report / "eval.json").read_text())
     assert evaluation["summary"]["episodes"] == 2 and len(evaluation["episodes"]) == 2
     assert 0.0 <= evaluation["summary"]["success_rate"] <= 1.0
     assert (report / "eval.md").read_text().startswith("| run |")
     assert (report / "videos" / "episode_000.gif").stat().st_size > 1000
 
-    run_cli(
-        "eval", str(run / "best.ckpt"), "--episodes", "2", "--workers", "2", "--shift", "none,all"
-    )
+    result = run_cli(
+        "eval", str(run / "best.ckpt"), "--episodes", "2", "--workers", "2",
+        "--shift", "none,all", "--json",
+    )  # fmt: skip
     shifted = run / "eval_lift_shift"
+    summary = json.loads(result.stdout)  # --json: one JSON object and nothing else
+    assert summary["report"] == f"{shifted}/report.html" and set(summary["splits"]) == {
+        "none",
+        "all",
+    }
+    assert not PROGRESS_BAR.search(result.stderr)  # --json draws no bars
     table = (shifted / "shift.md").read_text()
     assert "| none | 2 |" in table and "| all | 2 |" in table
     for picture in ("shift.png", "contact_sheet.png"):

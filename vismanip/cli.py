@@ -5,20 +5,54 @@
     vismanip data validate data/lift.hdf5
 
 Errors a user can cause print one line (`error: ...`) and exit 1; Ctrl-C exits 130 and
-long jobs continue when the same command is run again.
+long jobs continue when the same command is run again. Every command ends with a summary
+line (`--quiet`: that line only, no progress bars; `--json`: the summary as one JSON object).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import click
 
 from vismanip.errors import VismanipError
+from vismanip.progress import set_quiet
 
 OVERRIDES = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+
+
+@dataclass
+class Outcome:
+    """What a command prints when it ends: lines for a person, `summary` for `--json`."""
+
+    lines: list[str]
+    summary: dict = field(default_factory=dict)
+    exit_code: int = 0
+
+
+def summarized(command: Callable[..., Outcome]) -> Callable[..., None]:
+    """Add `--quiet` and `--json` to a command and print its Outcome either way."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary at the end.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bars; only the summary line.")
+    @functools.wraps(command)
+    def wrapper(*args, quiet: bool, as_json: bool, **kwargs) -> None:
+        set_quiet(quiet or as_json)
+        outcome = command(*args, **kwargs)
+        if as_json:
+            click.echo(json.dumps(outcome.summary, default=str))
+        else:
+            for line in outcome.lines:
+                click.echo(line, err=outcome.exit_code != 0)
+        if outcome.exit_code:
+            sys.exit(outcome.exit_code)
+
+    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +77,7 @@ def cli() -> None:
 @click.option("--object-set", help="An object per episode from this set (train, novel, all).")
 @click.option("--clutter", type=int, help="Distractor objects around the target (0-6).")
 @OVERRIDES
+@summarized
 def collect(
     config_path,
     task,
@@ -93,9 +128,12 @@ def collect(
     )
     path = run_collect(config)
     info = dataset_info(path)
-    click.echo(
-        f"{path}: {info['demos']} demos, {info['steps']} steps "
-        f"({info['success']['successful']} successful of {info['attempts']} attempts)"
+    return Outcome(
+        [
+            f"{path}: {info['demos']} demos, {info['steps']} steps "
+            f"({info['success']['successful']} successful of {info['attempts']} attempts)"
+        ],
+        info,
     )
 
 
@@ -103,6 +141,7 @@ def collect(
 @click.option("--config", "config_path", type=click.Path(), help="YAML config (configs/bc/*.yaml).")
 @click.option("--resume", "resume_dir", type=click.Path(), help="Continue the run in this folder.")
 @OVERRIDES
+@summarized
 def train(config_path, resume_dir, overrides):
     """Train an image policy by behavioural cloning (Lightning); resumable."""
     from vismanip.algos.bc import TrainConfig
@@ -121,7 +160,15 @@ def train(config_path, resume_dir, overrides):
     else:
         config = load_config(TrainConfig, config_path, overrides)
     best = run_train(config, resume=bool(resume_dir))
-    click.echo(f"best checkpoint: {best}")
+    return Outcome(
+        [f"best checkpoint: {best}"],
+        {
+            "output_dir": config.output_dir,
+            "best_checkpoint": str(best),
+            "last_checkpoint": str(Path(config.output_dir) / "last.ckpt"),
+            "max_epochs": config.trainer.max_epochs,
+        },
+    )
 
 
 @cli.command()
@@ -130,6 +177,7 @@ def train(config_path, resume_dir, overrides):
 )
 @click.option("--resume", "resume_dir", type=click.Path(), help="Continue the run in this folder.")
 @OVERRIDES
+@summarized
 def dagger(config_path, resume_dir, overrides):
     """DAgger: roll out the learner, label its states with the expert, aggregate, retrain."""
     from vismanip.algos.dagger import DaggerConfig
@@ -146,9 +194,13 @@ def dagger(config_path, resume_dir, overrides):
         config = load_config(DaggerConfig, config_path, overrides)
     history = run_dagger(config, resume=bool(resume_dir))
     last = history[-1]
-    click.echo(
-        f"{config.output_dir}: {last['round']} rounds, {last['labels_total']} expert labels, "
-        f"success {100 * last['success_rate']:.0f}%; table in {config.output_dir}/dagger.md"
+    return Outcome(
+        [
+            f"{config.output_dir}: {last['round']} rounds, {last['labels_total']} expert "
+            f"labels, success {100 * last['success_rate']:.0f}%; "
+            f"report in {config.output_dir}/report.html"
+        ],
+        {"output_dir": config.output_dir, "report": f"{config.output_dir}/report.html", **last},
     )
 
 
@@ -160,6 +212,7 @@ def dagger(config_path, resume_dir, overrides):
 @click.option("--object-set", help="Interact with objects drawn from this set (train, novel, all).")
 @click.option("--clutter", type=int, help="Distractor objects around the target (0-6).")
 @OVERRIDES
+@summarized
 def gail(config_path, resume_dir, object_set, clutter, overrides):
     """GAIL: a discriminator's reward + off-policy RL from a BC policy, no new expert labels."""
     from vismanip.algos.gail.configuration import GailConfig
@@ -192,10 +245,13 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
         )
     history = run_gail(config, resume=bool(resume_dir))
     last = history[-1]
-    click.echo(
-        f"{config.output_dir}: {last['env_steps']} env steps, success "
-        f"{100 * last['success_rate']:.0f}% (best.ckpt: the best evaluation); "
-        f"table in {config.output_dir}/gail.md"
+    return Outcome(
+        [
+            f"{config.output_dir}: {last['env_steps']} env steps, success "
+            f"{100 * last['success_rate']:.0f}% (best.ckpt: the best evaluation); "
+            f"report in {config.output_dir}/report.html"
+        ],
+        {"output_dir": config.output_dir, "report": f"{config.output_dir}/report.html", **last},
     )
 
 
@@ -219,6 +275,7 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
     "and the visual-shift splits), with one report over them.",
 )
 @click.option("--out", type=click.Path(), help="Report folder (default: next to the checkpoint).")
+@summarized
 def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, suite, out):
     """Roll a trained policy out in the simulator: success rate, metrics, videos, report.
 
@@ -255,8 +312,10 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, suite, ou
     if not report:
         folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}"
         write_report(folder, title, evaluations[""], env_config.control_freq)
-        click.echo(f"{title}: {_success_line(evaluations[''].summary)}; report in {folder}")
-        return
+        return Outcome(
+            [f"{title}: {_success_line(evaluations[''].summary)}; report in {folder}/report.html"],
+            {"report": f"{folder}/report.html", **evaluations[""].summary},
+        )
     folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}_{report}"
     notes = "".join(
         f"- {name}: objects {scene.env.objects or ['(the task default)']}, "
@@ -265,9 +324,14 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, suite, ou
         for name, scene in splits.items()
     )
     write_split_report(folder, title, evaluations, env_config.control_freq, report, notes + "\n")
-    for name, evaluation in evaluations.items():
-        click.echo(f"{name}: {_success_line(evaluation.summary)}")
-    click.echo(f"report in {folder}/{report}.md")
+    return Outcome(
+        [f"{name}: {_success_line(evaluation.summary)}" for name, evaluation in evaluations.items()]
+        + [f"report in {folder}/report.html"],
+        {
+            "report": f"{folder}/report.html",
+            "splits": {name: evaluation.summary for name, evaluation in evaluations.items()},
+        },
+    )
 
 
 def _success_line(summary: dict) -> str:
@@ -291,6 +355,7 @@ def _success_line(summary: dict) -> str:
     "--data", type=click.Path(), help="HDF5 for the parity check (default: the training data)."
 )
 @click.option("--samples", type=int, default=100, show_default=True, help="Parity observations.")
+@summarized
 def export(checkpoint, fmt, out, data, samples):
     """Export a checkpoint for a robot (TorchScript, torch.export or ONNX), parity-checked."""
     from vismanip.export import export_policy
@@ -299,9 +364,13 @@ def export(checkpoint, fmt, out, data, samples):
     if out is None:
         out = Path(checkpoint).parent / f"policy{FORMATS[fmt or 'torchscript']}"
     report = export_policy(checkpoint, out, fmt, data, samples)
-    click.echo(
-        f"{report.path}: {report.format}, max |exported - eager| = {report.max_abs_diff:.1e} "
-        f"on {report.samples} observations of {report.data} (limit {report.tolerance:.0e})"
+    return Outcome(
+        [
+            f"{report.path}: {report.format}, max |exported - eager| = "
+            f"{report.max_abs_diff:.1e} on {report.samples} observations of {report.data} "
+            f"(limit {report.tolerance:.0e})"
+        ],
+        asdict(report),
     )
 
 
@@ -312,56 +381,57 @@ def data() -> None:
 
 @data.command()
 @click.argument("path", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def info(path: str, as_json: bool) -> None:
+@summarized
+def info(path: str) -> Outcome:
     """Demos, steps, observation keys and shapes, action range, success."""
     from vismanip.data.validate import dataset_info
 
     summary = dataset_info(path)
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-        return
     length = summary["episode_length"]
     success = summary["success"]
-    click.echo(f"{summary['path']}  ({summary['env_name']})")
-    click.echo(f"  demos      {summary['demos']}  (masks: {summary['masks'] or 'none'})")
-    click.echo(
+    lines = [
+        f"{summary['path']}  ({summary['env_name']})",
+        f"  demos      {summary['demos']}  (masks: {summary['masks'] or 'none'})",
         f"  steps      {summary['steps']}  (per demo min {length['min']}, "
-        f"mean {length['mean']:.1f}, max {length['max']})"
-    )
+        f"mean {length['mean']:.1f}, max {length['max']})",
+    ]
     if success["known"]:
-        click.echo(f"  success    {success['successful']}/{success['known']} demos")
-    click.echo(f"  images     {summary['image_convention']} orientation")
-    click.echo("  obs")
+        lines.append(f"  success    {success['successful']}/{success['known']} demos")
+    lines += [f"  images     {summary['image_convention']} orientation", "  obs"]
     for key, spec in summary["obs"].items():
-        click.echo(f"    {key:<28} {tuple(spec['shape'])!s:<16} {spec['dtype']}")
-    click.echo(f"  action min {summary['action_min']}")
-    click.echo(f"  action max {summary['action_max']}")
+        lines.append(f"    {key:<28} {tuple(spec['shape'])!s:<16} {spec['dtype']}")
+    lines += [f"  action min {summary['action_min']}", f"  action max {summary['action_max']}"]
+    return Outcome(lines, summary)
 
 
 @data.command()
 @click.argument("path", type=click.Path())
-def validate(path: str) -> None:
+@summarized
+def validate(path: str) -> Outcome:
     """Exit 0 if the dataset is valid; else print one line per problem and exit 1."""
     from vismanip.data.validate import validate_dataset
 
     problems = validate_dataset(path)
+    summary = {"path": path, "valid": not problems, "problems": problems}
     if problems:
-        for problem in problems:
-            click.echo(f"{path}: {problem}" if not problem.startswith(path) else problem, err=True)
-        sys.exit(1)
-    click.echo(f"{path}: valid")
+        lines = [p if p.startswith(path) else f"{path}: {p}" for p in problems]
+        return Outcome(lines, summary, exit_code=1)
+    return Outcome([f"{path}: valid"], summary)
 
 
 @data.command()
 @click.argument("out", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-def merge(out: str, inputs: tuple[str, ...]) -> None:
+@summarized
+def merge(out: str, inputs: tuple[str, ...]) -> Outcome:
     """Merge datasets into OUT: demos renumbered, masks merged, provenance kept."""
     from vismanip.data.merge import merge_datasets
 
     demos = merge_datasets(out, list(inputs))
-    click.echo(f"{demos} demos from {len(inputs)} files written to {out}")
+    return Outcome(
+        [f"{demos} demos from {len(inputs)} files written to {out}"],
+        {"out": out, "demos": demos, "inputs": list(inputs)},
+    )
 
 
 @data.command(name="export")
@@ -369,12 +439,13 @@ def merge(out: str, inputs: tuple[str, ...]) -> None:
 @click.option("--to", "fmt", type=click.Choice(["lerobot"]), required=True, help="Target format.")
 @click.option("--out", required=True, type=click.Path(), help="Folder of the new dataset.")
 @click.option("--repo-id", default="", help="LeRobot repo id (default vismanip/<file stem>).")
-def export_data(path: str, fmt: str, out: str, repo_id: str) -> None:
+@summarized
+def export_data(path: str, fmt: str, out: str, repo_id: str) -> Outcome:
     """Write a robomimic HDF5 as a LeRobotDataset (v3: parquet + per-camera video)."""
     from vismanip.interop.lerobot import export_lerobot
 
     folder = export_lerobot(path, out, repo_id)
-    click.echo(f"LeRobotDataset written to {folder}")
+    return Outcome([f"LeRobotDataset written to {folder}"], {"format": fmt, "out": str(folder)})
 
 
 @data.command(name="import")
@@ -382,12 +453,13 @@ def export_data(path: str, fmt: str, out: str, repo_id: str) -> None:
 @click.option("--from", "fmt", type=click.Choice(["lerobot"]), required=True, help="Source format.")
 @click.option("--out", required=True, type=click.Path(), help="The HDF5 file to write.")
 @click.option("--repo-id", default="", help="LeRobot repo id of the folder (any name works).")
-def import_data(folder: str, fmt: str, out: str, repo_id: str) -> None:
+@summarized
+def import_data(folder: str, fmt: str, out: str, repo_id: str) -> Outcome:
     """Read a LeRobotDataset into a robomimic HDF5 that `vismanip train` reads."""
     from vismanip.interop.lerobot import import_lerobot
 
     demos = import_lerobot(folder, out, repo_id)
-    click.echo(f"{demos} demos written to {out}")
+    return Outcome([f"{demos} demos written to {out}"], {"format": fmt, "out": out, "demos": demos})
 
 
 def main() -> None:

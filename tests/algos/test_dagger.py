@@ -154,6 +154,7 @@ def test_two_rounds_survive_a_kill_mid_round(tmp_path):
             assert steps == file["data"].attrs[f"labels_round_{k}"] == history[k]["labels_round"]
     assert (run / "dagger.md").read_text().startswith("| round |")
     assert (run / "dagger.png").stat().st_size > 1000
+    assert '<img class="plot" src="dagger.png"' in (run / "report.html").read_text()
 
 
 def test_unknown_expert_is_one_clear_error():

@@ -206,7 +206,14 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     assert steps == sorted(steps) and steps[-1] >= 1200  # continued, not restarted
     assert len(steps) == len(set(steps)) and steps[0] == record["iterations"][0]["env_steps"]
     assert [e["env_steps"] for e in record["evaluations"]][0] == 0
-    for name in ("best.ckpt", "last.ckpt", "gail.md", "gail.png", "logs/metrics.csv"):
+    for name in (
+        "best.ckpt",
+        "last.ckpt",
+        "gail.md",
+        "gail.png",
+        "report.html",
+        "logs/metrics.csv",
+    ):
         assert (run / name).exists(), name
     with (run / "logs" / "metrics.csv").open() as file:  # the rows from before the kill too
         logged = [int(row["env_steps"]) for row in csv.DictReader(file) if row.get("env_steps")]

@@ -37,6 +37,7 @@ from vismanip.policies.checkpoint import (
     load_policy,
     trained_epochs,
 )
+from vismanip.progress import quiet
 from vismanip.rollout.runner import EpisodeRunner, Scene
 from vismanip.sim2real.augmentation import (
     AugmentationConfig,
@@ -337,8 +338,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             every_n_epochs=config.rollout.every_n_epochs if rollouts else 1,
         ),
         LearningRateMonitor(logging_interval="epoch"),  # the schedule, in the logs
-        EpochProgressBar(),
     ]
+    if not quiet():
+        callbacks.append(EpochProgressBar())
     if rollouts:
         assert setup.env_config is not None
         callbacks.insert(0, RolloutCallback(config.rollout, setup.env_config))
@@ -357,6 +359,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         callbacks=callbacks,
         deterministic=False,
         enable_model_summary=False,
+        enable_progress_bar=not quiet(),
     )
     module = BCModule(setup.policy, config, setup.env_config)
     if resume:

@@ -26,7 +26,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import yaml
-from tqdm import tqdm
 
 from vismanip.algos.bc import OptimConfig, RolloutConfig, TrainConfig, TrainerConfig, train
 from vismanip.config import config_from_dict, load_run_config, run_metadata
@@ -37,12 +36,14 @@ from vismanip.envs.tasks import task_spec
 from vismanip.envs.vision_env import VisionEnv
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
+from vismanip.evaluation.html_report import write_html_report
 from vismanip.evaluation.metrics import gaussian_kl
 from vismanip.evaluation.report import dagger_table, plot_dagger_rounds
 from vismanip.experts import expert_actor
 from vismanip.files import atomic_write, write_text_atomic
 from vismanip.policies import ImagePolicyConfig
 from vismanip.policies.checkpoint import PolicyWeights, load_policy
+from vismanip.progress import progress_bar
 from vismanip.rollout.episode import ActionWithExtras, Actor, Episode, episode_seed, rollout
 from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
 
@@ -346,7 +347,7 @@ class DaggerRun:
                 for i in todo
             )
             # Each episode is stored as soon as it ends: a kill loses only those running.
-            for result in tqdm(
+            for result in progress_bar(
                 self.runner.run(tasks), total=remaining, desc=f"round {k} (β={beta:.2f})", unit="ep"
             ):
                 _store_episode(folder, *result)
@@ -437,6 +438,7 @@ class DaggerRun:
         write_text_atomic(self.history_path, json.dumps(record, indent=2))
         (self.dir / "dagger.md").write_text(dagger_table(history))
         plot_dagger_rounds(history, self.dir / "dagger.png")
+        write_html_report(self.dir, f"DAgger on {self.env_config.task}: {self.dir}")
 
 
 def dagger(config: DaggerConfig, resume: bool = False) -> list[dict]:

@@ -17,14 +17,13 @@ from dataclasses import asdict, dataclass, field
 from itertools import count
 from pathlib import Path
 
-from tqdm import tqdm
-
 from vismanip.config import run_metadata
 from vismanip.data.hdf5 import assemble_dataset, demo_names, open_dataset, write_episode_file
 from vismanip.envs.tasks import EnvConfig
 from vismanip.envs.vision_env import env_args_json
 from vismanip.errors import VismanipError
 from vismanip.experts import expert_actor, expert_name
+from vismanip.progress import progress_bar
 from vismanip.rollout.episode import episode_seed, rollout
 from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
 from vismanip.sim2real.randomization import RandomizationConfig
@@ -74,13 +73,12 @@ def collect(config: CollectConfig, show_progress: bool = True) -> Path:
 
     finished = _finished_attempts(parts)
     kept = existing_demos + sum(1 for ok in finished.values() if ok or config.keep_failed)
-    with tqdm(
+    with progress_bar(
         total=config.episodes,
         initial=min(kept, config.episodes),
         desc="collect",
         unit="demo",
-        disable=not show_progress,
-        dynamic_ncols=True,
+        show=show_progress,
     ) as progress:
         for success in _run_attempts(config, parts, finished, existing_demos, attempts_before):
             if success or config.keep_failed:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from vismanip.envs.tasks import task_spec
 from vismanip.errors import VismanipError
@@ -17,6 +16,7 @@ from vismanip.evaluation.metrics import (
     summarize,
     visited_cells,
 )
+from vismanip.progress import progress_bar
 from vismanip.rollout.episode import EVAL_STREAM, episode_seed, rollout
 from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
 
@@ -94,7 +94,7 @@ def run_evaluation(
         for i in range(episodes)
     )
     outcomes: list[EvalOutcome] = list(
-        tqdm(runner.run(tasks), total=episodes, desc=desc, unit="ep", disable=not show_progress)
+        progress_bar(runner.run(tasks), show_progress, total=episodes, desc=desc, unit="ep")
     )
     outcomes.sort(key=lambda outcome: outcome.index)
     results = [outcome.result for outcome in outcomes]

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vismanip.evaluation.html_report import write_html_report
+
 if TYPE_CHECKING:
     from vismanip.evaluation.evaluate import Evaluation
 
@@ -45,6 +47,7 @@ def write_report(out_dir: Path, title: str, evaluation: Evaluation, control_freq
             duration=1000 / control_freq,
             loop=0,
         )
+    write_html_report(out_dir, title)
 
 
 def markdown_table(rows: dict[str, dict]) -> str:
@@ -115,6 +118,7 @@ def write_split_report(
         out_dir / "contact_sheet.png",
         {name: evaluation.first_frames for name, evaluation in evaluations.items()},
     )
+    write_html_report(out_dir, title)
 
 
 def plot_success_bars(path: Path, title: str, summaries: dict[str, dict]) -> None:

@@ -32,7 +32,6 @@ import torch
 import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensordict import TensorDict
-from tqdm import tqdm
 
 from vismanip.algos.gail.configuration import GailConfig
 from vismanip.algos.gail.expert import check_demos, expert_transitions
@@ -44,9 +43,11 @@ from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
+from vismanip.evaluation.html_report import write_html_report
 from vismanip.evaluation.report import gail_table, plot_gail
 from vismanip.files import write_text_atomic
 from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_atomic, save_policy
+from vismanip.progress import progress_bar
 from vismanip.rollout.episode import episode_seed
 from vismanip.rollout.runner import EpisodeRunner, Scene
 
@@ -120,7 +121,7 @@ class GailRun:
         self.tensorboard = TensorBoardLogger(self.dir, name="logs", version="")
         with (
             EpisodeRunner(config.workers, gl_backend=self.env_config.render.backend) as runner,
-            tqdm(
+            progress_bar(
                 total=config.env_steps, initial=progress.env_steps, unit="step", desc="gail"
             ) as bar,
             ThreadPoolExecutor(max_workers=1) as collector,
@@ -320,6 +321,7 @@ class GailRun:
         write_metrics(self.dir / "logs" / "metrics.csv", _metric_rows(progress))
         (self.dir / "gail.md").write_text(gail_table(progress.history))
         plot_gail(progress.history, progress.iterations, self.dir / "gail.png")
+        write_html_report(self.dir, f"GAIL on {self.env_config.task}: {self.dir}")
 
     def _restore(self, learner: Learner) -> _Progress:
         from vismanip.algos.gail.learner import GailLearner  # (loaded by run())
