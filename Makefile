@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev,onnx,lerobot]'
+	$(PY) -m pip install -q -e '.[dev,onnx,lerobot,ray]'
 	$(PY) -m pip install -q --no-deps lerobot==0.4.4  # its torch<2.11 pin would move ours
 	touch $(STAMP)
 

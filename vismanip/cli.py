@@ -275,8 +275,20 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
     "and the visual-shift splits), with one report over them.",
 )
 @click.option("--out", type=click.Path(), help="Report folder (default: next to the checkpoint).")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where the workers live: processes here, or Ray actors (pip install -e '.[ray]').",
+)
+@click.option(
+    "--address", default="", help="Ray address: auto (the cluster here) or ray://host:10001."
+)
 @summarized
-def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, suite, out):
+def evaluate(
+    checkpoint, task, episodes, workers, videos, seed, shift, suite, out, backend, address
+):
     """Roll a trained policy out in the simulator: success rate, metrics, videos, report.
 
     CHECKPOINT is a training checkpoint (.ckpt) or an exported artifact (.pt, .pt2, .onnx).
@@ -286,7 +298,7 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, suite, ou
     from vismanip.evaluation.report import write_report, write_split_report
     from vismanip.evaluation.suites import shift_splits, suite_splits
     from vismanip.policies.checkpoint import load_policy
-    from vismanip.rollout.runner import EpisodeRunner, Scene
+    from vismanip.rollout.runner import EpisodeRunner, RunnerConfig, Scene
 
     if shift and suite:
         raise VismanipError("pass --shift or --suite, not both")
@@ -301,7 +313,8 @@ def evaluate(checkpoint, task, episodes, workers, videos, seed, shift, suite, ou
     else:
         splits, report = {"": Scene(env_config)}, ""
     # One set of workers for every split: a split with another scene rebuilds only the env.
-    with EpisodeRunner(workers, gl_backend=env_config.render.backend) as runner:
+    runner_config = RunnerConfig(backend, address)
+    with EpisodeRunner(workers, runner_config, env_config.render.backend) as runner:
         runner.set_policy(policy.source)
         evaluations = {
             name: run_evaluation(

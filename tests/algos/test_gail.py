@@ -334,3 +334,14 @@ def test_relative_d_ignores_where_the_gripper_is():
     torch.testing.assert_close(learner.reward(moved), learner.reward(episode))
     moved["observation"][:, 6] += 1.0  # the object relative to the gripper: another reward
     assert not torch.allclose(learner.reward(moved), learner.reward(episode))
+
+
+def test_the_actors_sac_term_is_scaled_on_the_policys_own_rows():
+    from vismanip.algos.gail.learner import actor_term
+
+    # two policy rows (Q ~ -2) and two demo rows near the goal (Q ~ -500)
+    loss = torch.tensor([2.0, 2.0, 500.0, 500.0], requires_grad=True)
+    term = actor_term(loss, own=2)
+    term.backward()
+    assert float(term) == pytest.approx(1.0)  # magnitude ~1 on the policy's states
+    assert loss.grad.tolist() == pytest.approx([0.25, 0.25, 0.0, 0.0])  # no demo row steers it

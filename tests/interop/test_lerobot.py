@@ -78,3 +78,61 @@ def test_bad_inputs_are_one_line(tmp_path, tiny_dataset):
     )
     one_line_error(status, err, "import")
     assert "not a LeRobotDataset" in err
+
+
+def _other_robot_dataset(folder) -> None:
+    """A LeRobotDataset of another robot, made with LeRobot's own writer: 6-D joint-position
+    actions (not our OSC command, outside [-1, 1]), one camera, no vismanip metadata."""
+    rng = np.random.default_rng(0)
+    names = [f"joint_{i}" for i in range(6)]
+    dataset = lerobot_dataset.LeRobotDataset.create(
+        repo_id="other/arm",
+        fps=10,
+        root=folder,
+        use_videos=False,
+        features={
+            "observation.images.front": {
+                "dtype": "image",
+                "shape": (32, 32, 3),
+                "names": ["height", "width", "channels"],
+            },
+            "observation.state": {"dtype": "float32", "shape": (6,), "names": names},
+            "action": {"dtype": "float32", "shape": (6,), "names": names},
+        },
+    )
+    for _ in range(3):
+        for _ in range(12):
+            dataset.add_frame(
+                {
+                    "observation.images.front": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+                    "observation.state": rng.normal(size=6).astype(np.float32),
+                    "action": (3 * rng.normal(size=6)).astype(np.float32),
+                    "task": "reach",
+                }
+            )
+        dataset.save_episode()
+    dataset.finalize()
+
+
+def test_another_robots_actions_import_and_train_but_do_not_evaluate_here(tmp_path):
+    folder, data, run = tmp_path / "arm", tmp_path / "arm.hdf5", tmp_path / "run"
+    _other_robot_dataset(folder)
+    run_cli("data", "import", str(folder), "--from", "lerobot", "--out", str(data))
+    with h5py.File(data) as file:
+        assert file["data/demo_0/actions"].shape == (12, 6)
+    assert run_in_process("data", "validate", str(data))[0] == 0
+
+    status, _, err = run_in_process(
+        "train", f"data={data}", f"output_dir={tmp_path / 'r0'}", "policy.lowdim_keys=[state]"
+    )
+    one_line_error(status, err, "train with rollouts")
+    assert "rollout.every_n_epochs=0" in err
+
+    settings = ["trainer.max_epochs=1", "loader.batch_size=8", "rollout.every_n_epochs=0"]
+    status, _, err = run_in_process(
+        "train", f"data={data}", f"output_dir={run}", "policy.lowdim_keys=[state]", *settings
+    )
+    assert status == 0, err
+    status, _, err = run_in_process("eval", str(run / "best.ckpt"), "--task", "lift")
+    one_line_error(status, err, "eval")
+    assert "6-D actions" in err and "cannot be evaluated here" in err

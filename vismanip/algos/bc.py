@@ -14,6 +14,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from vismanip.algos.lightning_helpers import (
     AtomicCheckpoint,
@@ -23,13 +24,21 @@ from vismanip.algos.lightning_helpers import (
     quiet_lightning,
 )
 from vismanip.config import run_metadata
-from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_paths, dataset_shapes
+from vismanip.data.datamodule import (
+    DemoDataModule,
+    LoaderConfig,
+    action_width,
+    dataset_paths,
+    dataset_shapes,
+)
 from vismanip.data.merge import check_compatible
 from vismanip.data.validate import require_valid_dataset
+from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.tasks import TASKS, EnvConfig
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.report import plot_learning_curve
+from vismanip.files import write_text_atomic
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
 from vismanip.policies.checkpoint import (
     PolicyWeights,
@@ -42,6 +51,7 @@ from vismanip.rollout.runner import EpisodeRunner, Scene
 from vismanip.sim2real.augmentation import (
     AugmentationConfig,
     KorniaAugment,
+    SampleAugmentation,
     albumentations_pipeline,
 )
 
@@ -56,11 +66,19 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Passed to lightning.Trainer (accelerator "gpu" and devices > 1 give DDP)."""
+    """Passed to lightning.Trainer.
+
+    devices, num_nodes, strategy: `trainer.devices=4 trainer.strategy=ddp` trains on 4
+        GPUs (or CPU processes, with gloo) of this machine; `trainer.num_nodes=M` across
+        machines, launched by torchrun or SLURM (README). Each rank reads its own share
+        of every epoch, rollouts and files happen on rank 0.
+    """
 
     max_epochs: int = 50
     accelerator: str = "cpu"
     devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     precision: str = "32-true"
     log_every_n_steps: int = 10
 
@@ -120,6 +138,16 @@ class BCModule(L.LightningModule):
             if config.augmentation.resolved_backend(config.trainer.accelerator) == "kornia"
             else None
         )
+
+    def setup(self, stage: str) -> None:
+        """Each rank draws its own augmentation (seed + rank), reproducibly; with one
+        process this is the seed the run started with."""
+        rank = self.trainer.global_rank
+        if self.trainer.world_size > 1:
+            torch.manual_seed(self.config.seed + rank)  # kornia's draws
+        transform = getattr(self.trainer.datamodule, "train_transform", None)
+        if isinstance(transform, SampleAugmentation):
+            transform.reseed(self.config.seed + rank)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.policy(batch, image_transform=self.augment)
@@ -186,15 +214,19 @@ class RolloutCallback(Callback):
         epoch = trainer.current_epoch + 1
         if epoch % self.config.every_n_epochs:
             return
-        if self.runner is None:
-            self.runner = EpisodeRunner(
-                self.config.workers, gl_backend=self.env_config.render.backend
-            )
-        self.runner.set_policy(PolicyWeights.of(module.policy))
-        summary = run_evaluation(
-            self.runner, Scene(self.env_config), self.config.episodes, self.config.seed
-        ).summary
-        module.log("rollout/success_rate", summary["success_rate"], prog_bar=True)
+        success_rate = 0.0
+        if trainer.is_global_zero:  # one simulator evaluation, not one per rank
+            if self.runner is None:
+                self.runner = EpisodeRunner(
+                    self.config.workers, gl_backend=self.env_config.render.backend
+                )
+            self.runner.set_policy(PolicyWeights.of(module.policy))
+            success_rate = run_evaluation(
+                self.runner, Scene(self.env_config), self.config.episodes, self.config.seed
+            ).summary["success_rate"]
+        # every rank logs rank 0's number, so they agree on which checkpoint is best
+        success_rate = trainer.strategy.broadcast(success_rate, src=0)
+        module.log("rollout/success_rate", success_rate, prog_bar=True)
 
     def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         if self.runner is not None:
@@ -253,10 +285,16 @@ def build(config: TrainConfig) -> BCSetup:
             f"{config.data}: no obs key {missing[0]!r}; low-dim keys: {', '.join(sorted(lowdim_dims))}"
         )
 
-    policy = ImagePolicy(config.policy, image_size, lowdim_dims)
+    actions = action_width(paths[0])
+    if actions != ACTION_DIM and (config.rollout.every_n_epochs > 0 or config.task):
+        raise VismanipError(
+            f"{config.data}: its actions have {actions} numbers, the simulator executes the "
+            f"{ACTION_DIM}-D OSC command; train without rollouts: rollout.every_n_epochs=0"
+        )
+    policy = ImagePolicy(config.policy, image_size, lowdim_dims, actions)
     config.augmentation.check()
     sample_augment = (
-        albumentations_pipeline(config.augmentation, image_size, policy.image_keys)
+        albumentations_pipeline(config.augmentation, image_size, policy.image_keys, config.seed)
         if config.augmentation.resolved_backend(config.trainer.accelerator) == "albumentations"
         else None
     )
@@ -305,8 +343,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     rollouts = config.rollout.every_n_epochs > 0
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
-    (run_dir / "run.json").write_text(run_metadata(config, config.seed))
+    if rank_zero_only.rank == 0:  # other DDP ranks run this function too
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
+        write_text_atomic(run_dir / "run.json", run_metadata(config, config.seed))
     monitor = (
         ("rollout/success_rate", "max")
         if rollouts
@@ -350,6 +389,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         max_epochs=config.trainer.max_epochs,
         accelerator=config.trainer.accelerator,
         devices=config.trainer.devices,
+        num_nodes=config.trainer.num_nodes,
+        strategy=config.trainer.strategy,
         precision=config.trainer.precision,  # type: ignore[arg-type]  # Lightning checks it
         log_every_n_steps=config.trainer.log_every_n_steps,
         logger=[
@@ -365,6 +406,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if resume:
         keep_metrics_before_resume(run_dir)
     trainer.fit(module, datamodule=setup.data, ckpt_path=str(last) if resume else None)
+    if not trainer.is_global_zero:
+        return run_dir / "best.ckpt"  # rank 0 writes the files and reports
     metrics = merge_metrics_after_resume(run_dir)
     plot_learning_curve(metrics, run_dir / "learning_curve.png")
     best = run_dir / "best.ckpt"

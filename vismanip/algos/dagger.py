@@ -45,7 +45,7 @@ from vismanip.policies import ImagePolicyConfig
 from vismanip.policies.checkpoint import PolicyWeights, load_policy
 from vismanip.progress import progress_bar
 from vismanip.rollout.episode import ActionWithExtras, Actor, Episode, episode_seed, rollout
-from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
+from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, RunnerConfig, Scene
 
 DAGGER_STREAM = 2  # episode seeds apart from collection (0) and evaluation (1)
 
@@ -76,6 +76,7 @@ class DaggerConfig:
     beta: probability that the expert's action is executed in round i (1-based):
         constant:B, linear:K (1 in round 1, falling to 0 from round K+1), exp:P (P**(i-1)).
     retrain: warm (start each round from the previous round's policy) or scratch.
+    workers, runner: how many rollout workers, and where they live (`runner.backend=ray`).
     """
 
     init: str = ""
@@ -90,6 +91,7 @@ class DaggerConfig:
     epochs_per_round: int = 10
     eval_episodes: int = 20
     workers: int = 2
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
     seed: int = 0
     query: QueryConfig = field(default_factory=QueryConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
@@ -299,9 +301,9 @@ class DaggerRun:
             self._start_aggregate()
         history = self._history()
         # One set of workers for every round: each round only sends them new weights.
-        with EpisodeRunner(self.config.workers, gl_backend=self.env_config.render.backend) as (
-            self.runner
-        ):
+        with EpisodeRunner(
+            self.config.workers, self.config.runner, self.env_config.render.backend
+        ) as self.runner:
             if not history:
                 history.append(self._evaluate(0, Path(self.config.init), labels_round=None))
                 self._save(history)
@@ -449,4 +451,5 @@ def dagger(config: DaggerConfig, resume: bool = False) -> list[dict]:
             f"{folder} already holds a DAgger run; continue it with --resume {folder}, "
             "or pick another output_dir"
         )
+    config.runner.check()
     return DaggerRun(config).run()

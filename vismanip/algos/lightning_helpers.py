@@ -25,6 +25,9 @@ class AtomicCheckpoint(ModelCheckpoint):
     """
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if not trainer.is_global_zero:  # DDP: only rank 0 writes; the others join its barrier
+            super()._save_checkpoint(trainer, filepath)
+            return
         with atomic_write(filepath) as temporary:
             super()._save_checkpoint(trainer, str(temporary))
         self._last_checkpoint_saved = filepath

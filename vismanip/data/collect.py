@@ -25,7 +25,7 @@ from vismanip.errors import VismanipError
 from vismanip.experts import expert_actor, expert_name
 from vismanip.progress import progress_bar
 from vismanip.rollout.episode import episode_seed, rollout
-from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
+from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, RunnerConfig, Scene
 from vismanip.sim2real.randomization import RandomizationConfig
 
 # Give up when the expert fails this often: something is wrong with the task or expert.
@@ -39,6 +39,8 @@ class CollectConfig:
     env: the scene and cameras (see EnvConfig).
     episodes: demos wanted in the output (successful ones unless keep_failed).
     workers: simulator processes (each renders with its own GL context).
+    runner: where the workers live (`runner.backend=ray runner.address=auto` for a Ray
+        cluster; `out` must then be on a filesystem every node reaches).
     seed: base seed; attempt k runs the episode seeded from (seed, k).
     out: output HDF5 path.
     keep_failed: also keep unsuccessful episodes (their `success` attribute says so).
@@ -52,6 +54,7 @@ class CollectConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     episodes: int = 200
     workers: int = 2
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
     seed: int = 0
     out: str = "data/demos.hdf5"
     keep_failed: bool = False
@@ -95,6 +98,7 @@ def _check_config(config: CollectConfig) -> None:
         raise VismanipError(f"episodes must be at least 1, not {config.episodes}")
     if config.workers < 1:
         raise VismanipError(f"workers must be at least 1, not {config.workers}")
+    config.runner.check()
     if not 0.0 <= config.valid_fraction < 1.0:
         raise VismanipError(f"valid_fraction must be in [0, 1), not {config.valid_fraction}")
     if not config.env.cameras:
@@ -191,7 +195,7 @@ def _run_attempts(
         for attempt in count(first)
         if attempt not in finished and attempt < budget
     )
-    with EpisodeRunner(config.workers, gl_backend=config.env.render.backend) as runner:
+    with EpisodeRunner(config.workers, config.runner, config.env.render.backend) as runner:
         for attempt, success in runner.run(todo):
             finished[attempt] = success
             yield success

@@ -340,3 +340,10 @@ def dataset_shapes(path: str | Path) -> tuple[int, dict[str, int], list[str], di
             key: int(np.prod(obs[key].shape[1:])) for key in obs if not key.endswith("_image")
         }
         return size, lowdim, cameras, env_args(file)
+
+
+def action_width(path: str | Path) -> int:
+    """Numbers per action in a dataset (7 for the simulator's OSC command; any width for
+    data imported from elsewhere)."""
+    with open_dataset(path) as file:
+        return int(file[f"data/{demo_names(file)[0]}/actions"].shape[1])

@@ -40,10 +40,13 @@ def validate_dataset(path: str | Path, read_images: bool = True) -> list[str]:
         names = demo_names(file)
         if not names:
             problems.append("data: contains no demo_N groups")
+        simulator = for_simulator(file)
         total = 0
         for name in names:
             try:
-                demo_problems, steps = _check_demo(file["data"][name], f"data/{name}", read_images)
+                demo_problems, steps = _check_demo(
+                    file["data"][name], f"data/{name}", read_images, simulator
+                )
             except DAMAGED as error:  # a corrupt object header inside the demo
                 demo_problems, steps = [f"data/{name}: unreadable ({error})"], 0
             problems += demo_problems
@@ -90,7 +93,19 @@ def require_valid_dataset(path: str | Path, read_images: bool = False) -> None:
         raise VismanipError(first + more)
 
 
-def _check_demo(demo: h5py.Group, where: str, read_images: bool) -> tuple[list[str], int]:
+def for_simulator(file: h5py.File) -> bool:
+    """True for a robosuite dataset (robomimic's env_type 1, ours included): its actions
+    must be the 7-D OSC command in [-1, 1] that the simulator executes. Others (imported
+    from LeRobot, env_type 0) may have any action width and range."""
+    try:
+        return int(env_args(file).get("env_type", 1)) == 1
+    except (VismanipError, AttributeError, TypeError, ValueError):
+        return True  # the header check reports the unreadable env_args
+
+
+def _check_demo(
+    demo: h5py.Group, where: str, read_images: bool, simulator: bool = True
+) -> tuple[list[str], int]:
     problems: list[str] = []
     if not isinstance(demo, h5py.Group):
         return [f"{where}: is an array, expected a demo group"], 0
@@ -103,12 +118,14 @@ def _check_demo(demo: h5py.Group, where: str, read_images: bool) -> tuple[list[s
     steps = len(actions)
     if not np.issubdtype(actions.dtype, np.number):
         return [f"{where}/actions: dtype {actions.dtype}, expected numbers"], 0
-    if actions.ndim != 2 or actions.shape[1] != ACTION_DIM:
+    if simulator and (actions.ndim != 2 or actions.shape[1] != ACTION_DIM):
         problems.append(f"{where}/actions: shape {actions.shape}, expected (T, {ACTION_DIM})")
+    elif actions.ndim != 2 or actions.shape[1] < 1:
+        problems.append(f"{where}/actions: shape {actions.shape}, expected (T, action width)")
     elif not np.all(np.isfinite(actions)):
         bad = np.argwhere(~np.isfinite(actions))[0]
         problems.append(f"{where}/actions: NaN or inf at step {bad[0]}, dimension {bad[1]}")
-    elif len(actions) and np.abs(actions).max() > 1.0 + 1e-6:
+    elif simulator and len(actions) and np.abs(actions).max() > 1.0 + 1e-6:
         step = int(np.argmax(np.abs(actions).max(axis=1)))
         problems.append(
             f"{where}/actions: value {actions[step][np.argmax(np.abs(actions[step]))]:.3f} at "
@@ -183,6 +200,8 @@ def signature(demo: h5py.Group) -> dict[str, tuple]:
                     layout[f"{group}/{key}"] = (dataset.shape[1:], dataset.dtype)
     if isinstance(demo.get("states"), h5py.Dataset):
         layout["states"] = (demo["states"].shape[1:], demo["states"].dtype)
+    if isinstance(demo.get("actions"), h5py.Dataset):
+        layout["actions"] = (demo["actions"].shape[1:], "numbers")  # any float width agrees
     return layout
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.tasks import EnvConfig, task_spec
 from vismanip.errors import VismanipError
 from vismanip.files import atomic_write
@@ -136,6 +137,13 @@ class LoadedPolicy:
 
     def env_for(self, task: str = "") -> EnvConfig:
         """The env this policy runs in (optionally another task), with its cameras and size."""
+        width = int(self.description.get("action_dim", ACTION_DIM))
+        if width != ACTION_DIM:
+            raise VismanipError(
+                f"{self.path}: the policy outputs {width}-D actions (trained on data from "
+                f"elsewhere); the simulator executes the {ACTION_DIM}-D OSC command, so it "
+                "cannot be evaluated here"
+            )
         if self.env_config is None and not task:
             raise VismanipError(f"{self.path}: trained without a task; pass --task")
         env = self.env_config or EnvConfig()

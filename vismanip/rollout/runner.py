@@ -10,18 +10,23 @@ and GAIL asks for thousands of rollout batches with new weights each time.
 
 Backends are the seam for where workers live: `local` runs one spawned process per worker
 (spawn, not fork: GL contexts and robosuite's renderers do not survive a fork), or
-everything in the calling process when there is one worker (no pickling, easy to debug).
+everything in the calling process when there is one worker (no pickling, easy to debug);
+`ray` runs one Ray actor per worker, on a cluster or a Ray instance started here, and
+retries an episode whose worker died on a fresh actor (the task carries its seed, so the
+retry is the same episode).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import signal
 import traceback
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol, TypeVar
@@ -40,10 +45,36 @@ T = TypeVar("T")
 # the one it has when only the numbers changed), or a picklable zero-argument loader, e.g.
 # partial(ExportedPolicyActor, path), for anything else with reset()/select_action().
 PolicySource = PolicyWeights | Callable[[], Any]
-BACKENDS = ("local",)
+BACKENDS = ("local", "ray")
 # Tasks queued per worker: one running and one waiting, so a worker never idles between
 # episodes while the parent reads the last result.
 IN_FLIGHT_PER_WORKER = 2
+# Tries of one episode on the ray backend before the run stops (a worker that dies on
+# every try points at the episode, not at a lost node).
+MAX_TRIES = 3
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class RunnerConfig:
+    """Where rollout workers live (`runner.backend=ray runner.address=auto`).
+
+    backend: "local" (processes on this machine) or "ray" (one Ray actor per worker;
+        `pip install -e '.[ray]'`).
+    address: Ray's address: "" starts a Ray instance here sized to the workers, "auto"
+        joins the one `ray start --head` made, "ray://host:10001" a remote cluster.
+    """
+
+    backend: str = "local"
+    address: str = ""
+
+    def check(self) -> None:
+        if self.backend not in BACKENDS:
+            raise VismanipError(
+                f"runner.backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}"
+            )
+        if self.address and self.backend != "ray":
+            raise VismanipError("runner.address needs runner.backend=ray")
 
 
 @dataclass
@@ -111,15 +142,24 @@ class EpisodeRunner:
     Use it as a context manager (or call `close()`): the workers live until then.
     """
 
-    def __init__(self, workers: int = 1, backend: str = "local", gl_backend: str = "auto") -> None:
+    def __init__(
+        self,
+        workers: int = 1,
+        backend: str | RunnerConfig = "local",
+        gl_backend: str = "auto",
+    ) -> None:
         if workers < 1:
             raise VismanipError(f"workers must be at least 1, not {workers}")
-        if backend not in BACKENDS:
-            raise VismanipError(f"unknown runner backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        config = backend if isinstance(backend, RunnerConfig) else RunnerConfig(backend)
+        config.check()
         self.workers = workers
-        self._backend: _Backend = (
-            _InProcessBackend(gl_backend) if workers == 1 else _ProcessBackend(workers, gl_backend)
-        )
+        self._backend: _Backend
+        if config.backend == "ray":
+            self._backend = _RayBackend(workers, gl_backend, config.address)
+        elif workers == 1:
+            self._backend = _InProcessBackend(gl_backend)
+        else:
+            self._backend = _ProcessBackend(workers, gl_backend)
         self._policy: tuple[int, PolicySource] | None = None
 
     def set_policy(self, source: PolicySource) -> None:
@@ -333,3 +373,207 @@ def _serve(conn: Connection) -> None:
         # Close envs (and GL contexts) before interpreter teardown: freed later, MuJoCo's
         # EGL destructors find their modules already gone and print tracebacks.
         worker.close()
+
+
+# --------------------------------------------------------------------------- ray backend
+
+
+def _answer(worker: RolloutWorker, task: Task, policy_error: str | None) -> tuple[str, Any]:
+    """Run a task as both backends' workers do: ("ok", result), ("user_error", message)
+    for a problem the user can fix, or ("error", traceback) for a bug."""
+    if policy_error is not None:
+        return "user_error", policy_error
+    try:
+        return "ok", task(worker)
+    except VismanipError as error:
+        return "user_error", str(error)
+    except Exception:  # reported to the caller with its traceback, not hidden
+        return "error", traceback.format_exc()
+
+
+class _RayWorker:
+    """The body of one Ray actor: a RolloutWorker for the actor's whole life."""
+
+    def __init__(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        _load_triton_before_gl()
+        self.worker = RolloutWorker()
+        self.policy_error: str | None = None
+
+    def set_policy(self, source: PolicySource) -> None:
+        try:
+            self.worker.set_policy(source)
+            self.policy_error = None
+        except VismanipError as error:
+            self.policy_error = str(error)
+
+    def run(self, task: Task) -> tuple[str, Any]:
+        return _answer(self.worker, task, self.policy_error)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+@dataclass
+class _Actor:
+    handle: Any  # a Ray actor handle of _RayWorker
+    policy_version: int = 0
+    in_flight: int = 0
+
+
+@dataclass
+class _Submitted:
+    actor: _Actor
+    run_id: int
+    index: int
+    task: Task
+    tries: int
+
+
+@dataclass
+class _RayBackend:
+    """One Ray actor per worker (one CPU each), built once and kept for the runner's life.
+
+    A new policy goes into Ray's object store once per version and each actor reads it
+    from there before its next task. When an actor dies (its process killed, its node
+    lost), its episodes are sent again to a fresh actor; an episode's result is yielded
+    once, from the try that finished.
+    """
+
+    workers: int
+    gl_backend: str
+    address: str
+    actors: list[_Actor] = field(default_factory=list)
+    submitted: dict[Any, _Submitted] = field(default_factory=dict)  # ObjectRef -> what ran
+    run_id: int = 0
+    started_ray: bool = False
+    policy_ref: tuple[int, Any] | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise VismanipError("runner.backend=ray needs Ray: pip install -e '.[ray]'") from None
+        self.ray = ray
+        backend = ensure_gl_backend(self.gl_backend)  # the actors render the same way
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=self.address or "local",  # "local": a new instance, never a running one
+                    num_cpus=None if self.address else self.workers,
+                    include_dashboard=False,
+                    logging_level=logging.ERROR,
+                    log_to_driver=False,
+                    runtime_env={
+                        "env_vars": {
+                            "MUJOCO_GL": backend,
+                            "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", backend),
+                            # one render thread per actor, as in the local backend
+                            "LP_NUM_THREADS": "1",
+                        }
+                    },
+                )
+            except ConnectionError as error:
+                raise VismanipError(
+                    f"cannot reach a Ray cluster at runner.address={self.address!r} "
+                    f"({' '.join(str(error).split())[:160]})"
+                ) from None
+            self.started_ray = True
+        self.remote_worker = ray.remote(num_cpus=1)(_RayWorker)
+        self.actors = [_Actor(self.remote_worker.remote()) for _ in range(self.workers)]
+
+    def actor_pids(self) -> list[int]:
+        """The actors' process ids (the fault test kills one)."""
+        return self.ray.get([actor.handle.pid.remote() for actor in self.actors])
+
+    def run(
+        self, tasks: Iterator[tuple[int, Task]], policy: tuple[int, PolicySource] | None
+    ) -> Iterator[tuple[int, Any]]:
+        from ray.exceptions import RayActorError
+
+        self.run_id += 1
+        run_id, exhausted = self.run_id, False
+        retries: deque[tuple[int, Task, int]] = deque()
+        while True:
+            for actor in self.actors:
+                while actor.in_flight < IN_FLIGHT_PER_WORKER:
+                    if retries:
+                        index, task, tries = retries.popleft()
+                    else:
+                        item = None if exhausted else next(tasks, None)
+                        if item is None:
+                            exhausted = True
+                            break
+                        (index, task), tries = item, 0
+                    self._submit(actor, run_id, index, task, tries, policy)
+            mine = [ref for ref, job in self.submitted.items() if job.run_id == run_id]
+            if not mine:
+                return
+            # Wait on this run's episodes only: leftovers of a run the caller stopped
+            # early finish in the background and are dropped when seen.
+            (ref,), _ = self.ray.wait(mine, num_returns=1)
+            job = self.submitted.pop(ref)
+            job.actor.in_flight -= 1
+            try:
+                status, payload = self.ray.get(ref)
+            except RayActorError:
+                self._replace(job.actor)
+                if job.tries + 1 >= MAX_TRIES:
+                    raise VismanipError(
+                        f"episode {job.index}: its rollout worker died {MAX_TRIES} times; "
+                        "run the same command again to continue"
+                    ) from None
+                retries.append((job.index, job.task, job.tries + 1))
+                LOG.warning(
+                    "a rollout worker was lost; its episode %d runs again on a new worker",
+                    job.index,
+                )
+                continue
+            for leftover in [r for r, j in self.submitted.items() if j.run_id != run_id]:
+                if leftover in self.ray.wait([leftover], timeout=0)[0]:
+                    self.submitted.pop(leftover).actor.in_flight -= 1
+            if status == "user_error":
+                raise VismanipError(payload)
+            if status == "error":
+                raise RuntimeError(f"a rollout worker failed:\n{payload}")
+            yield job.index, payload
+
+    def _submit(
+        self,
+        actor: _Actor,
+        run_id: int,
+        index: int,
+        task: Task,
+        tries: int,
+        policy: tuple[int, PolicySource] | None,
+    ) -> None:
+        if policy is not None and policy[0] != actor.policy_version:
+            if self.policy_ref is None or self.policy_ref[0] != policy[0]:
+                self.policy_ref = (policy[0], self.ray.put(policy[1]))  # once per version
+            actor.handle.set_policy.remote(self.policy_ref[1])
+            actor.policy_version = policy[0]
+        ref = actor.handle.run.remote(task)
+        self.submitted[ref] = _Submitted(actor, run_id, index, task, tries)
+        actor.in_flight += 1
+
+    def _replace(self, dead: _Actor) -> None:
+        """A fresh actor in the dead one's place (once: the dead one's other episodes fail
+        the same way and are retried too); it gets the policy before its first task."""
+        if dead in self.actors:
+            self.actors[self.actors.index(dead)] = _Actor(self.remote_worker.remote())
+
+    def close(self) -> None:
+        for actor in self.actors:
+            try:
+                self.ray.get(actor.handle.close.remote(), timeout=30)
+            except Exception:  # a dead actor has nothing left to close
+                pass
+            self.ray.kill(actor.handle)
+        self.actors = []
+        if self.started_ray:
+            self.ray.shutdown()

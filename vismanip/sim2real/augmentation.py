@@ -9,7 +9,6 @@ CPU and kornia on GPU, as `scripts/bench_augment.py` measured (see the README).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,10 +131,33 @@ class KorniaAugment:
 # --------------------------------------------------------------------------- albumentations
 
 
+class SampleAugmentation:
+    """{image_key: uint8 (S, S, 3)} -> same, for one sample (albumentations, in the loader).
+
+    It draws from its own generator, seeded: training seeds it with `seed + rank`, so DDP
+    ranks draw different shifts and a run is reproducible.
+    """
+
+    def __init__(self, compose: Any, image_keys: list[str], together: bool) -> None:
+        self.compose = compose
+        self.image_keys = image_keys
+        self.together = together  # one draw for all cameras (additional targets)
+
+    def __call__(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.together:
+            return {key: self.compose(image=image)["image"] for key, image in images.items()}
+        first = self.image_keys[0]
+        out = self.compose(**{"image" if k == first else k: v for k, v in images.items()})
+        return {key: out["image" if key == first else key] for key in self.image_keys}
+
+    def reseed(self, seed: int) -> None:
+        self.compose.set_random_seed(seed)
+
+
 def albumentations_pipeline(
-    config: AugmentationConfig, size: int, image_keys: list[str]
-) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None:
-    """{image_key: uint8 (S, S, 3)} -> same, for one sample; None when it does nothing."""
+    config: AugmentationConfig, size: int, image_keys: list[str], seed: int | None = None
+) -> SampleAugmentation | None:
+    """The per-sample CPU augmentation `config` asks for; None when it does nothing."""
     import albumentations as A
     import cv2
 
@@ -175,15 +197,8 @@ def albumentations_pipeline(
         )
     if not ops:
         return None
-    if config.same_across_cameras:
-        extra = {key: "image" for key in image_keys[1:]}
-        shared = A.Compose(ops, additional_targets=extra)
-
-        def together(images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            named = {"image" if k == image_keys[0] else k: v for k, v in images.items()}
-            out = shared(**named)
-            return {key: out["image" if key == image_keys[0] else key] for key in image_keys}
-
-        return together
-    each = A.Compose(ops)
-    return lambda images: {key: each(image=image)["image"] for key, image in images.items()}
+    together = config.same_across_cameras
+    extra = {key: "image" for key in image_keys[1:]} if together else None
+    return SampleAugmentation(
+        A.Compose(ops, additional_targets=extra, seed=seed), image_keys, together
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vismanip.errors import VismanipError
+from vismanip.rollout.runner import RunnerConfig
 from vismanip.sim2real.randomization import RandomizationConfig
 
 CHOICES = {
@@ -131,6 +132,7 @@ class GailConfig:
     env_steps: the interaction budget.
     episodes_per_iteration: episodes rolled out with one set of weights.
     workers: simulator processes.
+    runner: where they live (`runner.backend=ray runner.address=auto` for a Ray cluster).
     reward_source: "discriminator" (GAIL) or "success" (the sparse task reward: what the
         discriminator adds, measured with the same learner).
     eval_every: env steps between evaluations of the deterministic policy; eval_episodes
@@ -149,6 +151,7 @@ class GailConfig:
     env_steps: int = 200_000
     episodes_per_iteration: int = 4
     workers: int = 2
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
     seed: int = 0
     reward_source: str = "discriminator"
     eval_every: int = 10_000
@@ -184,6 +187,7 @@ class GailConfig:
             raise VismanipError(
                 f"learner.action_noise must be in [0, 1], not {self.learner.action_noise}"
             )
+        self.runner.check()
         if self.disc.relative and self.disc.input != "state":
             raise VismanipError("disc.relative=true needs disc.input=state")
         if self.learner.threads < 1:

@@ -197,6 +197,20 @@ class AdversarialLearner(nn.Module):
         return ((predicted - expert["action"][real]) ** 2).mean()
 
 
+def actor_term(loss_actor: Tensor, own: int) -> Tensor:
+    """SAC's actor loss on the policy's own transitions (the first `own` of the batch),
+    scaled to magnitude ~1 there as in TD3+BC (Fujimoto & Gu, 2021), so `bc_weight` means
+    the same whatever the rewards' scale.
+
+    Only the policy's rows count: with demos in the batch (`demo_fraction`) their values
+    reach hundreds (the absorbing goal state's reward, forever), and scaling by them
+    shrank the gradient where the policy actually is to almost nothing; on the demos'
+    states the BC term teaches the actor.
+    """
+    mine = loss_actor[:own]
+    return mine.mean() / mine.detach().abs().mean().clamp(min=1.0)
+
+
 class GailLearner(AdversarialLearner):
     """DAC-style: discriminator + SAC on the policy's head + BC term, off-policy from a
     replay buffer; `update()` is one step of each."""
@@ -219,6 +233,7 @@ class GailLearner(AdversarialLearner):
             num_qvalue_nets=2,
             target_entropy=-ACTION_DIM,
             alpha_init=config.learner.alpha_init,
+            reduction="none",  # per transition: the actor's term uses the policy's own rows
         )
         self.sac_loss.make_value_estimator(ValueEstimators.TD0, gamma=config.learner.gamma)
         # SACLoss registers its target-entropy buffer on first use; make it exist now, so
@@ -260,16 +275,17 @@ class GailLearner(AdversarialLearner):
         demos = round(self.config.learner.demo_fraction * len(batch))
         if demos:  # RLPD's symmetric sampling: the critic also learns on the demos' path
             batch = torch.cat([batch[demos:], self._expert_for_critic(expert[:demos])])
+        own = len(batch) - demos  # the policy's own transitions come first
         batch["next", "reward"] = self.reward(batch)
         losses = self.sac_loss(batch)
         bc_loss = self._bc_loss(expert)
-        # TD3+BC's normalisation: the SAC term at magnitude ~1 whatever the Q scale.
-        sac_term = losses["loss_actor"] / losses["loss_actor"].detach().abs().clamp(min=1.0)
-        actor_loss = sac_term + self.config.learner.bc_weight * bc_loss
+        actor_loss = actor_term(losses["loss_actor"], own) + self.config.learner.bc_weight * bc_loss
+        critic_loss = losses["loss_qvalue"].mean()
+        alpha_loss = losses["loss_alpha"][:own].mean()  # entropy where the policy acts
         self.actor_optim.zero_grad()
         self.critic_optim.zero_grad()
         self.alpha_optim.zero_grad()
-        (actor_loss + losses["loss_qvalue"] + losses["loss_alpha"]).backward()
+        (actor_loss + critic_loss + alpha_loss).backward()
         if train_actor:
             self.actor_optim.step()
             self.alpha_optim.step()
@@ -277,10 +293,10 @@ class GailLearner(AdversarialLearner):
         self.target_update.step()
         self.updates += 1
         stats.update(
-            critic_loss=float(losses["loss_qvalue"].detach()),
-            actor_loss=float(losses["loss_actor"].detach()),
+            critic_loss=float(critic_loss.detach()),
+            actor_loss=float(losses["loss_actor"][:own].detach().mean()),
             bc_loss=float(bc_loss.detach()),
-            alpha=float(losses["alpha"].detach()),
+            alpha=float(self.sac_loss.log_alpha.detach().exp()),
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
         )

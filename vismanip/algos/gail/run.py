@@ -120,7 +120,7 @@ class GailRun:
         # (Lightning's CSVLogger writes only at the end and starts afresh when resumed).
         self.tensorboard = TensorBoardLogger(self.dir, name="logs", version="")
         with (
-            EpisodeRunner(config.workers, gl_backend=self.env_config.render.backend) as runner,
+            EpisodeRunner(config.workers, config.runner, self.env_config.render.backend) as runner,
             progress_bar(
                 total=config.env_steps, initial=progress.env_steps, unit="step", desc="gail"
             ) as bar,
