@@ -30,7 +30,8 @@ def one_round(backend: str, workers: int, episodes: int, size: int) -> tuple[flo
         with EpisodeRunner(workers, RunnerConfig(backend)) as runner:
             # one episode per worker builds every env: that is start-up too
             warm = [
-                CollectAttempt(100_000 + i, scene, 0, 0.0, True, Path(scratch)) for i in range(workers)
+                CollectAttempt(100_000 + i, scene, 0, 0.0, True, Path(scratch))
+                for i in range(workers)
             ]
             list(runner.run(warm))
             startup = time.perf_counter() - started

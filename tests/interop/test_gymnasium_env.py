@@ -74,3 +74,29 @@ def test_episode_truncates_at_the_horizon_and_scenes_take_options():
         env.close()
     with pytest.raises(VismanipError, match="not a shift"):
         gymnasium.make("vismanip/Lift-v0", image_size=16, randomization="nope")
+
+
+TORCHRL_SNIPPET = """
+import gymnasium
+import vismanip
+
+env = gymnasium.make("vismanip/Lift-v0", cameras=["agentview"], image_size=32)
+from torchrl.envs import GymWrapper
+
+rollout = GymWrapper(env).rollout(5)
+print(tuple(rollout["agentview_image"].shape), tuple(rollout["next", "reward"].shape))
+"""
+
+
+@pytest.mark.sim
+def test_the_readmes_torchrl_snippet_steps_the_env():
+    """The README's torchrl snippet, in a fresh process: torchrl imports mujoco and triton,
+    which must not undo vismanip's GL choice nor crash a process that rendered."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", TORCHRL_SNIPPET], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[0] == "(5, 32, 32, 3) (5, 1)"

@@ -95,7 +95,9 @@ def test_a_task_error_is_one_line_and_the_caller_may_stop_early():
 def test_bad_settings_are_one_line():
     with pytest.raises(VismanipError, match="workers must be at least 1"):
         EpisodeRunner(0)
-    with pytest.raises(VismanipError, match="runner.backend must be one of local, ray, not 'slurm'"):
+    with pytest.raises(
+        VismanipError, match="runner.backend must be one of local, ray, not 'slurm'"
+    ):
         EpisodeRunner(1, backend="slurm")
 
 

@@ -145,7 +145,8 @@ class BCModule(L.LightningModule):
         rank = self.trainer.global_rank
         if self.trainer.world_size > 1:
             torch.manual_seed(self.config.seed + rank)  # kornia's draws
-        transform = getattr(self.trainer.datamodule, "train_transform", None)
+        data = getattr(self.trainer, "datamodule", None)
+        transform = getattr(data, "train_transform", None)
         if isinstance(transform, SampleAugmentation):
             transform.reseed(self.config.seed + rank)
 
@@ -343,7 +344,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     rollouts = config.rollout.every_n_epochs > 0
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    if rank_zero_only.rank == 0:  # other DDP ranks run this function too
+    if getattr(rank_zero_only, "rank", 0) == 0:  # other DDP ranks run this function too
         write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
         write_text_atomic(run_dir / "run.json", run_metadata(config, config.seed))
     monitor = (

@@ -13,6 +13,8 @@ Why this file exists instead of robosuite's own camera observations:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -58,6 +60,18 @@ class RenderConfig:
 
 
 # --------------------------------------------------------------------------- backend
+
+
+def load_triton_before_gl() -> None:
+    """Import triton (when installed) before any GL context exists in this process.
+
+    triton ships its own LLVM; imported after Mesa's llvmpipe has loaded its LLVM (the first
+    rendered frame does that), the process segfaults. Lightning and torchrl import triton,
+    and code may import them after an env rendered (a worker's task module; a user who
+    wraps our Gymnasium env in torchrl), so every env loads it first (~1 s, once).
+    """
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
 
 
 def ensure_gl_backend(preferred: str = "auto") -> str:

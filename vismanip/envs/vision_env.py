@@ -24,6 +24,7 @@ from vismanip.envs.rendering import (
     CameraRenderer,
     check_not_noise,
     ensure_gl_backend,
+    load_triton_before_gl,
 )
 from vismanip.envs.tasks import (
     FALLEN_HEIGHT_M,
@@ -307,6 +308,7 @@ def import_robosuite(gl_backend: str = "auto") -> ModuleType:
     robot packages, unused controller parts) that say nothing to our users; errors pass.
     """
     ensure_gl_backend(gl_backend)
+    load_triton_before_gl()
     logger = logging.getLogger("robosuite_logs")
     if _errors_only not in logger.filters:
         logger.addFilter(_errors_only)

@@ -18,8 +18,6 @@ retry is the same episode).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import signal
@@ -31,7 +29,7 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol, TypeVar
 
-from vismanip.envs.rendering import ensure_gl_backend
+from vismanip.envs.rendering import ensure_gl_backend, load_triton_before_gl
 from vismanip.envs.tasks import EnvConfig
 from vismanip.envs.vision_env import VisionEnv
 from vismanip.errors import VismanipError
@@ -208,23 +206,12 @@ class _Backend(Protocol):
     def close(self) -> None: ...
 
 
-def _load_triton_before_gl() -> None:
-    """Import triton (when installed) before any GL context exists in this process.
-
-    triton ships its own LLVM; imported after Mesa's llvmpipe has loaded its LLVM (the first
-    rendered frame does that), the process segfaults. Lightning and torchrl import triton,
-    and a task's module may import them (DAgger's does), so load it first (~1 s).
-    """
-    if importlib.util.find_spec("triton") is not None:
-        importlib.import_module("triton")
-
-
 class _InProcessBackend:
     """One worker in the calling process: tasks run one by one as results are asked for."""
 
     def __init__(self, gl_backend: str) -> None:
         ensure_gl_backend(gl_backend)
-        _load_triton_before_gl()
+        load_triton_before_gl()
         self.worker = RolloutWorker()
         self.policy_version = 0
 
@@ -341,7 +328,7 @@ def _serve(conn: Connection) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _load_triton_before_gl()
+    load_triton_before_gl()
     worker = RolloutWorker()
     policy_error: str | None = None
     try:
@@ -398,7 +385,7 @@ class _RayWorker:
         import torch
 
         torch.set_num_threads(1)
-        _load_triton_before_gl()
+        load_triton_before_gl()
         self.worker = RolloutWorker()
         self.policy_error: str | None = None
 
@@ -462,6 +449,10 @@ class _RayBackend:
         self.ray = ray
         backend = ensure_gl_backend(self.gl_backend)  # the actors render the same way
         if not ray.is_initialized():
+            # Ray runs workers at nice 15 by default: beside a GAIL run on this machine one
+            # actor had not finished 10 episodes after 4 min (local: 17 s). Here they are
+            # the work, so they run at the driver's priority.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             try:
                 ray.init(
                     address=self.address or "local",  # "local": a new instance, never a running one
