@@ -50,3 +50,14 @@ def test_run_metadata_records_config_seed_and_revision():
     meta = json.loads(run_metadata(CollectConfig(episodes=3), seed=3))
     assert meta["config"]["episodes"] == 3 and meta["seed"] == 3
     assert meta["git_revision"]
+
+
+def test_a_list_for_a_text_field_means_its_items(tmp_path):
+    """`data=[a.hdf5,b.hdf5]` (and a YAML list) train on several files, like "a.hdf5,b.hdf5"."""
+    from vismanip.algos.bc import TrainConfig
+
+    config = load_config(TrainConfig, None, ["data=[a.hdf5,b.hdf5]", "policy.cameras=[agentview]"])
+    assert config.data == "a.hdf5,b.hdf5" and config.policy.cameras == ["agentview"]
+    path = tmp_path / "bc.yaml"
+    path.write_text("data: [x.hdf5, y.hdf5]\n")
+    assert load_config(TrainConfig, path).data == "x.hdf5,y.hdf5"

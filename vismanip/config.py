@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vismanip.errors import VismanipError
@@ -38,7 +38,8 @@ def load_config(
     try:
         merged = OmegaConf.structured(schema)
         if yaml_path is not None:
-            merged = OmegaConf.merge(merged, _read_yaml(Path(yaml_path)))
+            from_file = OmegaConf.create(_read_yaml(Path(yaml_path)))
+            merged = OmegaConf.merge(merged, _lists_as_text(merged, from_file))
         for key, value in (flag_values or {}).items():
             if value is not None:
                 OmegaConf.update(merged, key, value, force_add=False)
@@ -56,10 +57,26 @@ def load_config(
                 merged = OmegaConf.merge(merged, section)
             else:
                 plain.append(item)
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(plain))
+        merged = OmegaConf.merge(merged, _lists_as_text(merged, OmegaConf.from_dotlist(plain)))
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
         raise VismanipError(f"bad config: {_first_line(error)}") from None
+
+
+def _lists_as_text(schema: DictConfig, given: Any) -> Any:
+    """A list given for a text field means its items, comma-separated: `data=[a.hdf5,b.hdf5]`
+    (or a YAML list) for `data`, which also takes "a.hdf5,b.hdf5" or a glob."""
+    if not isinstance(given, DictConfig):
+        return given
+    for key in list(given.keys()):
+        if key not in schema:
+            continue  # OmegaConf names the unknown key when merging
+        target, value = schema[key], given[key]
+        if isinstance(target, str) and isinstance(value, ListConfig):
+            given[key] = ",".join(str(item) for item in value)
+        elif isinstance(target, DictConfig):
+            given[key] = _lists_as_text(target, value)
+    return given
 
 
 def load_run_config(schema: type[ConfigT], run_dir: str | Path) -> ConfigT:
