@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 from vismanip.files import atomic_write
+from vismanip.progress import quiet
 
 
 class AtomicCheckpoint(ModelCheckpoint):
@@ -55,6 +56,10 @@ def quiet_lightning() -> None:
     beside the checkpoints, by design) and a torch pytree deprecation raised inside
     Lightning."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertising())
+    # --quiet/--json: not even "`Trainer.fit` stopped: `max_epochs` reached" (INFO is
+    # Lightning's own level for its loggers)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING if quiet() else logging.INFO)
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
