@@ -4,7 +4,7 @@ import json
 
 import h5py
 import pytest
-from conftest import PROGRESS_BAR, run_in_process
+from conftest import run_in_process
 
 from vismanip.progress import QUIET_VARIABLE
 

@@ -94,14 +94,20 @@ def test_killed_run_resumes_to_max_epochs(tiny_dataset, tmp_path):
     )
     assert again.returncode == 1 and "--resume" in again.stderr  # refuses to overwrite
 
+    # Resume to a few epochs past the kill (the 300 only kept the first run alive long
+    # enough to be killed; training them all cost minutes of the suite).
+    target = stopped_at + 4
     resumed = subprocess.run(
-        [sys.executable, "-m", "vismanip.cli", "train", "--resume", str(run_dir)],
+        [
+            sys.executable, "-m", "vismanip.cli", "train", "--resume", str(run_dir),
+            f"trainer.max_epochs={target}",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
-    )
+    )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert torch.load(run_dir / "last.ckpt", weights_only=False)["epoch"] == 299
+    assert torch.load(run_dir / "last.ckpt", weights_only=False)["epoch"] == target - 1
 
 
 def test_resume_trains_longer_and_keeps_the_whole_learning_curve(tiny_dataset, tmp_path):
