@@ -56,3 +56,4 @@ def test_train_quiet_prints_only_its_summary_line_and_json_its_summary(tiny_data
 
     status, out, err = run_in_process("train", *settings, f"output_dir={tmp_path}/v")
     assert status == 0 and "Epoch 1" in out  # without the flags the epoch bar is back
+    assert "GPU available" not in out + err and "TPU available" not in out + err  # on a CPU

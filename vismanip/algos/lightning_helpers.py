@@ -46,8 +46,14 @@ class EpochProgressBar(TQDMProgressBar):
 
 
 class _DropAdvertising(logging.Filter):
+    """Lightning's tip, and its accelerator census when there is nothing to use
+    ("GPU available: False, used: False", "TPU available: False, ...")."""
+
+    NOTHING_TO_USE = ("GPU available: False", "TPU available: False", "HPU available: False")
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
+        message = record.getMessage()
+        return "Tip:" not in message and not message.startswith(self.NOTHING_TO_USE)
 
 
 def quiet_lightning() -> None:
