@@ -318,6 +318,19 @@ class _ProcessBackend:
         self.processes = []
 
 
+def _answer(worker: RolloutWorker, task: Task, policy_error: str | None) -> tuple[str, Any]:
+    """Run a task as both backends' workers do: ("ok", result), ("user_error", message)
+    for a problem the user can fix, or ("error", traceback) for a bug."""
+    if policy_error is not None:
+        return "user_error", policy_error
+    try:
+        return "ok", task(worker)
+    except VismanipError as error:
+        return "user_error", str(error)
+    except Exception:  # reported to the caller with its traceback, not hidden
+        return "error", traceback.format_exc()
+
+
 def _serve(conn: Connection) -> None:
     """A worker process: apply policies and run tasks until told to close."""
     # Ctrl-C reaches the whole process group: the parent handles it and closes us.
@@ -347,15 +360,8 @@ def _serve(conn: Connection) -> None:
                     policy_error = str(error)
                 continue
             _, tag, task = message
-            if policy_error is not None:
-                conn.send(("user_error", tag, policy_error))
-                continue
-            try:
-                conn.send(("ok", tag, task(worker)))
-            except VismanipError as error:
-                conn.send(("user_error", tag, str(error)))
-            except Exception:  # reported to the parent with its traceback, not hidden
-                conn.send(("error", tag, traceback.format_exc()))
+            status, payload = _answer(worker, task, policy_error)
+            conn.send((status, tag, payload))
     finally:
         # Close envs (and GL contexts) before interpreter teardown: freed later, MuJoCo's
         # EGL destructors find their modules already gone and print tracebacks.
@@ -363,19 +369,6 @@ def _serve(conn: Connection) -> None:
 
 
 # --------------------------------------------------------------------------- ray backend
-
-
-def _answer(worker: RolloutWorker, task: Task, policy_error: str | None) -> tuple[str, Any]:
-    """Run a task as both backends' workers do: ("ok", result), ("user_error", message)
-    for a problem the user can fix, or ("error", traceback) for a bug."""
-    if policy_error is not None:
-        return "user_error", policy_error
-    try:
-        return "ok", task(worker)
-    except VismanipError as error:
-        return "user_error", str(error)
-    except Exception:  # reported to the caller with its traceback, not hidden
-        return "error", traceback.format_exc()
 
 
 class _RayWorker:
