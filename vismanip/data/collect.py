@@ -84,7 +84,9 @@ def collect(config: CollectConfig, show_progress: bool = True) -> Path:
         show=show_progress,
     ) as progress:
         for success in _run_attempts(config, parts, finished, existing_demos, attempts_before):
-            if success or config.keep_failed:
+            # an attempt that finished ahead of a slower earlier one may not count (the
+            # dataset keeps the first attempts in order): the bar stops at the count asked
+            if (success or config.keep_failed) and progress.n < config.episodes:
                 progress.update(1)
             progress.set_postfix(attempts=len(finished) + attempts_before, refresh=False)
     _assemble(out, parts, config, finished, attempts_before)
