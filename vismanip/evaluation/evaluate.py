@@ -93,9 +93,13 @@ def run_evaluation(
         EvalEpisode(i, episode_seed(seed, i, EVAL_STREAM), i < videos, scene)
         for i in range(episodes)
     )
-    outcomes: list[EvalOutcome] = list(
-        progress_bar(runner.run(tasks), show_progress, total=episodes, desc=desc, unit="ep")
-    )
+    outcomes: list[EvalOutcome] = []
+    with progress_bar(total=episodes, show=show_progress, desc=desc, unit="ep") as bar:
+        for outcome in runner.run(tasks):
+            outcomes.append(outcome)
+            successes = sum(done.result.success for done in outcomes)
+            bar.set_postfix(success=f"{successes}/{len(outcomes)}", refresh=False)
+            bar.update(1)
     outcomes.sort(key=lambda outcome: outcome.index)
     results = [outcome.result for outcome in outcomes]
     horizon = scene.env.horizon or task_spec(scene.env.task).horizon
