@@ -94,10 +94,11 @@ def run_evaluation(
         for i in range(episodes)
     )
     outcomes: list[EvalOutcome] = []
+    successes = 0
     with progress_bar(total=episodes, show=show_progress, desc=desc, unit="ep") as bar:
         for outcome in runner.run(tasks):
             outcomes.append(outcome)
-            successes = sum(done.result.success for done in outcomes)
+            successes += outcome.result.success
             bar.set_postfix(success=f"{successes}/{len(outcomes)}", refresh=False)
             bar.update(1)
     outcomes.sort(key=lambda outcome: outcome.index)

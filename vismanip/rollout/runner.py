@@ -318,6 +318,16 @@ class _ProcessBackend:
         self.processes = []
 
 
+def _apply_policy(worker: RolloutWorker, source: PolicySource) -> str | None:
+    """Give the worker a new policy; the user's mistake in it (None if there is none) is
+    what its next tasks answer with, as both backends' workers do."""
+    try:
+        worker.set_policy(source)
+        return None
+    except VismanipError as error:
+        return str(error)
+
+
 def _answer(worker: RolloutWorker, task: Task, policy_error: str | None) -> tuple[str, Any]:
     """Run a task as both backends' workers do: ("ok", result), ("user_error", message)
     for a problem the user can fix, or ("error", traceback) for a bug."""
@@ -353,11 +363,7 @@ def _serve(conn: Connection) -> None:
             if message[0] == "close":
                 break
             if message[0] == "policy":
-                try:
-                    worker.set_policy(message[1])
-                    policy_error = None
-                except VismanipError as error:
-                    policy_error = str(error)
+                policy_error = _apply_policy(worker, message[1])
                 continue
             _, tag, task = message
             status, payload = _answer(worker, task, policy_error)
@@ -383,17 +389,10 @@ class _RayWorker:
         self.policy_error: str | None = None
 
     def set_policy(self, source: PolicySource) -> None:
-        try:
-            self.worker.set_policy(source)
-            self.policy_error = None
-        except VismanipError as error:
-            self.policy_error = str(error)
+        self.policy_error = _apply_policy(self.worker, source)
 
     def run(self, task: Task) -> tuple[str, Any]:
         return _answer(self.worker, task, self.policy_error)
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def close(self) -> None:
         self.worker.close()
@@ -471,10 +470,6 @@ class _RayBackend:
         self.remote_worker = ray.remote(num_cpus=1)(_RayWorker)
         self.actors = [_Actor(self.remote_worker.remote()) for _ in range(self.workers)]
 
-    def actor_pids(self) -> list[int]:
-        """The actors' process ids (the fault test kills one)."""
-        return self.ray.get([actor.handle.pid.remote() for actor in self.actors])
-
     def run(
         self, tasks: Iterator[tuple[int, Task]], policy: tuple[int, PolicySource] | None
     ) -> Iterator[tuple[int, Any]]:
@@ -518,8 +513,10 @@ class _RayBackend:
                     job.index,
                 )
                 continue
-            for leftover in [r for r, j in self.submitted.items() if j.run_id != run_id]:
-                if leftover in self.ray.wait([leftover], timeout=0)[0]:
+            leftovers = [r for r, j in self.submitted.items() if j.run_id != run_id]
+            if leftovers:
+                done, _ = self.ray.wait(leftovers, num_returns=len(leftovers), timeout=0)
+                for leftover in done:
                     self.submitted.pop(leftover).actor.in_flight -= 1
             if status == "user_error":
                 raise VismanipError(payload)
