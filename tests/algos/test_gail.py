@@ -345,3 +345,30 @@ def test_the_actors_sac_term_is_scaled_on_the_policys_own_rows():
     term.backward()
     assert float(term) == pytest.approx(1.0)  # magnitude ~1 on the policy's states
     assert loss.grad.tolist() == pytest.approx([0.25, 0.25, 0.0, 0.0])  # no demo row steers it
+
+
+@pytest.mark.sim
+def test_exploring_episodes_scale_the_perturbation_and_evaluations_keep_the_tasks_own():
+    """`explore_perturbation`: strength 0 is the clean task, and the worker's env is back
+    at the task's own strength after the episode (evaluations share it)."""
+    from types import SimpleNamespace
+
+    from vismanip.algos.gail.rollouts import GailEpisode
+    from vismanip.envs.vision_env import VisionEnv
+
+    policy = tiny_policy().eval()
+
+    def executed(task: str, strength: float) -> np.ndarray:
+        env = VisionEnv(EnvConfig(task=task, cameras=["agentview"], image_size=32, horizon=30))
+        worker = SimpleNamespace(policy=policy, env=lambda scene: env)
+        try:
+            episode = GailEpisode(5, None, np.zeros(7), noise_seed=1, perturbation_strength=strength)
+            states = episode(worker).states
+            assert env.perturbation_strength == 1.0
+        finally:
+            env.close()
+        return states
+
+    clean = executed("lift", 1.0)
+    np.testing.assert_allclose(executed("lift_perturbed", 0.0), clean, atol=1e-6)
+    assert not np.allclose(executed("lift_perturbed", 1.0), clean, atol=1e-3)

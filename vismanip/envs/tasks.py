@@ -7,7 +7,7 @@ The env itself (robosuite wrapped with robomimic keys and lean images) is `Visio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vismanip.envs.rendering import RenderConfig
@@ -30,6 +30,12 @@ class Perturbation:
     push_prob: float = 0.0
     push_steps: int = 4
     push_speed: float = 0.8
+
+    def scaled(self, strength: float) -> Perturbation:
+        """The same disturbances `strength` times as often and as noisy (0: none)."""
+        return replace(
+            self, action_noise=self.action_noise * strength, push_prob=self.push_prob * strength
+        )
 
 
 @dataclass

@@ -90,6 +90,8 @@ class VisionEnv:
         )
         self._frames_checked = False
         self.steps = 0
+        # Multiplies the task's perturbation (GAIL's exploring episodes draw it per episode).
+        self.perturbation_strength = 1.0
         self.randomizer: Randomizer | None = None
         self.randomization_events: list[dict[str, Any]] = []
 
@@ -220,8 +222,10 @@ class VisionEnv:
             raise VismanipError(f"action must have shape ({ACTION_DIM},), not {action.shape}")
         if not np.all(np.isfinite(action)):
             raise VismanipError(f"action contains NaN or inf: {action}")
-        if self.spec.perturbation is not None:
-            action = self._perturb(action, self.spec.perturbation)
+        if self.spec.perturbation is not None and self.perturbation_strength > 0:
+            action = self._perturb(
+                action, self.spec.perturbation.scaled(self.perturbation_strength)
+            )
         raw, reward, _, _ = self.env.step(np.clip(action, -1.0, 1.0))
         self.steps += 1
         every = self.randomizer.every_steps if self.randomizer else 0

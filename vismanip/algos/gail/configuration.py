@@ -139,6 +139,11 @@ class GailConfig:
         per evaluation; best.ckpt is the most successful.
     overlap_rollouts: with the SAC learner and 2+ workers, collect the next batch (with
         the weights from before this batch's updates) while the learner trains on this one.
+    explore_perturbation: [low, high]: each exploring episode draws the strength of the
+        task's perturbation (action noise and push rate, times the task's own) uniformly
+        from this range. [0, 1] mixes near-clean episodes, where the BC policy still
+        reaches the goal so the learner sees successes, with full-strength ones (a
+        curriculum without a schedule); evaluations always use the task's own (1).
     """
 
     init: str = ""
@@ -157,6 +162,7 @@ class GailConfig:
     eval_every: int = 10_000
     eval_episodes: int = 20
     overlap_rollouts: bool = True
+    explore_perturbation: list[float] = field(default_factory=lambda: [1.0, 1.0])
     disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
 
@@ -188,6 +194,12 @@ class GailConfig:
                 f"learner.action_noise must be in [0, 1], not {self.learner.action_noise}"
             )
         self.runner.check()
+        low_high = self.explore_perturbation
+        if len(low_high) != 2 or not 0 <= low_high[0] <= low_high[1] <= 1:
+            raise VismanipError(
+                f"explore_perturbation must be [low, high] with 0 <= low <= high <= 1, "
+                f"not {low_high}"
+            )
         if self.disc.relative and self.disc.input != "state":
             raise VismanipError("disc.relative=true needs disc.input=state")
         if self.learner.threads < 1:

@@ -96,6 +96,7 @@ class GailEpisode:
     std: np.ndarray  # (7,) exploration std
     noise_seed: int
     after_tanh: bool = False
+    perturbation_strength: float = 1.0  # times the task's own (`explore_perturbation`)
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
@@ -116,7 +117,11 @@ class GailEpisode:
             return ActionWithExtras(action, extras)
 
         policy.reset()
-        episode: Episode = rollout(env, act, self.seed, record=False)
+        env.perturbation_strength = self.perturbation_strength
+        try:
+            episode: Episode = rollout(env, act, self.seed, record=False)
+        finally:  # the worker's env also runs evaluations, at the task's own strength
+            env.perturbation_strength = 1.0
         features = np.stack([*episode.extras["features"], encode_obs(policy, episode.last_obs)[0]])
         states = np.stack(
             [*episode.extras["state"], privileged_state(episode.last_obs, object_key)]

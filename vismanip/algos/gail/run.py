@@ -203,6 +203,10 @@ class GailRun:
             if after_tanh
             else learner.head.log_std.detach().clamp(-5.0, 1.0).exp().numpy().astype(np.float64)
         )
+        low, high = config.explore_perturbation
+        strengths = np.random.default_rng(
+            episode_seed(config.seed + 2, iteration, GAIL_STREAM)
+        ).uniform(low, high, config.episodes_per_iteration)
         tasks = [
             GailEpisode(
                 episode_seed(config.seed, iteration * 1000 + i, GAIL_STREAM),
@@ -210,8 +214,9 @@ class GailRun:
                 std,
                 noise_seed=episode_seed(config.seed + 1, iteration * 1000 + i, GAIL_STREAM),
                 after_tanh=after_tanh,
+                perturbation_strength=float(strength),
             )
-            for i in range(config.episodes_per_iteration)
+            for i, strength in enumerate(strengths)
         ]
         return PolicyWeights.of(self.policy), tasks
 
