@@ -155,7 +155,7 @@ def test_bad_collect_inputs_fail_in_one_line(tmp_path):
         (
             ["--task", "stack"],
             "error: unknown task 'stack'; valid tasks: lift, lift_perturbed, pick_place, "
-            "pick_place_can, pick_place_can_perturbed",
+            "pick_place_can, pick_place_can_perturbed, square, square_perturbed",
         ),
         (["--camera", "nope"], "error: unknown camera 'nope'; this task has:"),
         (["env.colour=red"], "error: bad config:"),

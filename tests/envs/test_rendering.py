@@ -73,7 +73,7 @@ def test_unknown_camera_and_task_name_valid_choices():
         VisionEnv(EnvConfig(task="lift", cameras=["wristcam"]))
     with pytest.raises(
         VismanipError,
-        match="unknown task 'stack'; valid tasks: lift, lift_perturbed, pick_place, pick_place_can, pick_place_can_perturbed",
+        match="unknown task 'stack'; valid tasks: lift, lift_perturbed, pick_place, pick_place_can, pick_place_can_perturbed, square, square_perturbed",
     ):
         VisionEnv(EnvConfig(task="stack"))
 

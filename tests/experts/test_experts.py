@@ -13,7 +13,7 @@ from vismanip.rollout.episode import rollout
 pytestmark = pytest.mark.sim
 
 
-@pytest.fixture(scope="module", params=["lift", "pick_place_can"])
+@pytest.fixture(scope="module", params=["lift", "pick_place_can", "square"])
 def env(request):
     env = VisionEnv(EnvConfig(task=request.param, image_size=16))
     yield env
@@ -44,7 +44,7 @@ def test_expert_recovers_from_a_dropped_object(env):
     """Grasp and lift, then force the gripper open mid-air; the expert must re-grasp."""
     obs = env.reset(seed=12)
     expert = make_expert(env.config.task, env)
-    object_key = "cube_pos" if env.config.task == "lift" else "Can_pos"
+    object_key = f"{env.spec.object_key}_pos"
     start_height = obs[object_key][2]
     for _ in range(env.horizon):
         if obs[object_key][2] > start_height + 0.02:
@@ -76,7 +76,7 @@ def test_noise_is_seeded_and_spares_the_gripper():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["lift", "pick_place_can"])
+@pytest.mark.parametrize("task", ["lift", "pick_place_can", "square"])
 def test_expert_success_rate_over_20_episodes(task):
     env = VisionEnv(EnvConfig(task=task, image_size=16))
     try:
@@ -87,3 +87,14 @@ def test_expert_success_rate_over_20_episodes(task):
     finally:
         env.close()
     assert successes >= 19, f"{task}: {successes}/20"
+
+
+def test_square_expert_turns_the_nut_square_with_its_handle_within_reach():
+    from vismanip.experts.base import wrap
+    from vismanip.experts.square import _turn_onto_peg
+
+    for nut_yaw in np.linspace(-np.pi, np.pi, 73):
+        turn = _turn_onto_peg(nut_yaw)
+        assert abs(wrap(nut_yaw + turn, np.pi / 2)) < 1e-9  # square to the peg
+        assert np.cos(nut_yaw + turn) < 0.5  # the handle does not point away from the robot
+        assert abs(turn) <= 3 * np.pi / 4 + 1e-9  # never the long way round

@@ -70,6 +70,15 @@ TASKS: dict[str, TaskSpec] = {
         expert="pick_place_can",
         perturbation=PERTURBED,
     ),
+    # robosuite's NutAssemblySquare: the square nut onto its peg (robomimic's "Square").
+    "square": TaskSpec(env_name="NutAssemblySquare", horizon=400, object_key="SquareNut"),
+    "square_perturbed": TaskSpec(
+        env_name="NutAssemblySquare",
+        horizon=400,
+        object_key="SquareNut",
+        expert="square",
+        perturbation=PERTURBED,
+    ),
 }
 # robosuite env -> the env that draws its object from a set and adds clutter (envs/objects.py).
 OBJECT_SET_ENVS = {"Lift": "ObjectSetLift", "ObjectSetPickPlace": "ObjectSetPickPlace"}

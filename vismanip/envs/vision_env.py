@@ -188,6 +188,17 @@ class VisionEnv:
             return float(start_z - scene.bin1_pos[2] + scene.bin2_pos[2])
         return self.rest_height()
 
+    def peg(self) -> tuple[np.ndarray, float]:
+        """Square: the square peg's axis (x, y) and the height of its top."""
+        scene = self.env
+        body = scene.peg1_body_id  # robosuite: peg1 takes the square nut, peg2 the round
+        centre = np.asarray(scene.sim.data.body_xpos[body], dtype=np.float64)
+        model = self.model
+        half_height = max(
+            float(model.geom_size[g][2]) for g in range(model.ngeom) if model.geom_bodyid[g] == body
+        )
+        return centre[:2], float(centre[2] + half_height)
+
     # ------------------------------------------------------------------ episode
     def reset(
         self, seed: int, randomization: dict[str, Any] | None = None

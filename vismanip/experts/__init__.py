@@ -11,6 +11,7 @@ from vismanip.errors import VismanipError
 from vismanip.experts.base import Expert, NoisyExpert
 from vismanip.experts.lift import LiftExpert
 from vismanip.experts.pick_place import PickPlaceExpert
+from vismanip.experts.square import SquareExpert
 
 if TYPE_CHECKING:
     from vismanip.envs import VisionEnv
@@ -77,10 +78,16 @@ def _object_pick_place_expert(env: VisionEnv) -> Expert:
     )
 
 
+def _square_expert(env: VisionEnv) -> Expert:
+    peg_xy, peg_top = env.peg()
+    return SquareExpert(peg_xy, peg_top, env.table_height())
+
+
 EXPERTS: dict[str, Callable[[VisionEnv], Expert]] = {
     "lift": _lift_expert,
     "pick_place_can": _pick_place_expert,
     "pick_place": _object_pick_place_expert,
+    "square": _square_expert,
 }
 
 
