@@ -41,7 +41,7 @@ def main() -> None:
             rng = np.random.default_rng(index)
             policy.reset()
 
-            def act(obs: dict) -> np.ndarray:
+            def act(obs: dict, rng: np.random.Generator = rng) -> np.ndarray:
                 action = policy.select_action(obs)
                 action[group] += noise_std * rng.standard_normal(action[group].shape)
                 return np.clip(action, -1.0, 1.0)

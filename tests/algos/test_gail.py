@@ -362,7 +362,9 @@ def test_exploring_episodes_scale_the_perturbation_and_evaluations_keep_the_task
         env = VisionEnv(EnvConfig(task=task, cameras=["agentview"], image_size=32, horizon=30))
         worker = SimpleNamespace(policy=policy, env=lambda scene: env)
         try:
-            episode = GailEpisode(5, None, np.zeros(7), noise_seed=1, perturbation_strength=strength)
+            episode = GailEpisode(
+                5, None, np.zeros(7), noise_seed=1, perturbation_strength=strength
+            )
             states = episode(worker).states
             assert env.perturbation_strength == 1.0
         finally:

@@ -55,30 +55,21 @@ class TaskSpec:
 
 
 PERTURBED = Perturbation(action_noise=0.1, push_prob=0.04)
-TASKS: dict[str, TaskSpec] = {
+_SCENES: dict[str, TaskSpec] = {
     "lift": TaskSpec(env_name="Lift", horizon=200, object_key="cube"),
     "pick_place_can": TaskSpec(env_name="PickPlaceCan", horizon=400, object_key="Can"),
-    "lift_perturbed": TaskSpec(
-        env_name="Lift", horizon=200, object_key="cube", expert="lift", perturbation=PERTURBED
-    ),
     # Our own table-top pick-and-place: any object (--object / --object-set) onto a green square.
     "pick_place": TaskSpec(env_name="ObjectSetPickPlace", horizon=300, object_key="cube"),
-    "pick_place_can_perturbed": TaskSpec(
-        env_name="PickPlaceCan",
-        horizon=400,
-        object_key="Can",
-        expert="pick_place_can",
-        perturbation=PERTURBED,
-    ),
     # robosuite's NutAssemblySquare: the square nut onto its peg (robomimic's "Square").
     "square": TaskSpec(env_name="NutAssemblySquare", horizon=400, object_key="SquareNut"),
-    "square_perturbed": TaskSpec(
-        env_name="NutAssemblySquare",
-        horizon=400,
-        object_key="SquareNut",
-        expert="square",
-        perturbation=PERTURBED,
-    ),
+}
+# Every `<task>_perturbed`: the same scene and expert, with noise and pushes while it runs.
+TASKS: dict[str, TaskSpec] = {
+    **_SCENES,
+    **{
+        f"{name}_perturbed": replace(_SCENES[name], expert=name, perturbation=PERTURBED)
+        for name in ("lift", "pick_place_can", "square")
+    },
 }
 # robosuite env -> the env that draws its object from a set and adds clutter (envs/objects.py).
 OBJECT_SET_ENVS = {"Lift": "ObjectSetLift", "ObjectSetPickPlace": "ObjectSetPickPlace"}
