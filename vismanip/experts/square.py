@@ -52,7 +52,8 @@ class SquareExpert:
         handle = nut + nut_rotation.apply([HANDLE_OFFSET_M, 0.0, 0.0])
         gap = gripper_gap(obs)
         to_handle = handle - eef
-        handle_between_fingers = np.linalg.norm(to_handle[:2]) < 0.02 and abs(to_handle[2]) < 0.02
+        xy_error = np.linalg.norm(to_handle[:2])
+        handle_between_fingers = xy_error < 0.02 and abs(to_handle[2]) < 0.02
         # Fingers close across the handle's narrow side, which (measured) is gripper yaw =
         # nut yaw, either way round (the nearer one). At +90° they squeeze the handle
         # lengthwise and the inner finger lands on the peg's top.
@@ -70,8 +71,7 @@ class SquareExpert:
             target = np.array([eef[0], eef[1], max(eef[2], handle[2] + HOVER_HEIGHT_M)])
             return move_toward(eef, target, eef_quat, grasp_yaw, GRIPPER_OPEN)
 
-        xy_error = np.linalg.norm(to_handle[:2])
-        yaw_error = abs(wrap(grasp_yaw - current, 2 * np.pi))
+        yaw_error = abs(grasp_yaw - current)  # already the nearer way round
         if xy_error > 0.02 and eef[2] < handle[2] + 0.04:
             # Low and off to the side: rise first so the fingers do not sweep the nut away.
             target = np.array([eef[0], eef[1], handle[2] + HOVER_HEIGHT_M])
