@@ -374,3 +374,18 @@ def test_exploring_episodes_scale_the_perturbation_and_evaluations_keep_the_task
     clean = executed("lift", 1.0)
     np.testing.assert_allclose(executed("lift_perturbed", 0.0), clean, atol=1e-6)
     assert not np.allclose(executed("lift_perturbed", 1.0), clean, atol=1e-3)
+
+
+@pytest.mark.parametrize("action_noise", [0.0, 0.2])
+def test_exploration_noise_only_on_noise_dims(action_noise):
+    from vismanip.algos.gail.run import exploration_std
+
+    config = GailConfig()
+    config.learner.action_noise = action_noise
+    config.learner.noise_dims = [0, 1, 2, 6]  # rotation commands left alone
+    std = exploration_std(config.learner, np.full(7, np.log(0.3)))
+    np.testing.assert_allclose(std[[3, 4, 5]], 0.0)
+    np.testing.assert_allclose(std[[0, 1, 2, 6]], action_noise or 0.3)
+    config.learner.noise_dims = [7]
+    with pytest.raises(VismanipError, match="learner.noise_dims must name action dimensions"):
+        config.check()

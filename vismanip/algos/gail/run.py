@@ -33,7 +33,7 @@ import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensordict import TensorDict
 
-from vismanip.algos.gail.configuration import GailConfig
+from vismanip.algos.gail.configuration import GailConfig, LearnerConfig
 from vismanip.algos.gail.expert import check_demos, expert_transitions
 from vismanip.algos.gail.rollouts import STATE_DIM, GailEpisode, Transitions
 from vismanip.algos.gail.transitions import episode_td, transitions_td
@@ -198,11 +198,7 @@ class GailRun:
         copied now (in the main thread: the learner may change them right after)."""
         config = self.config
         after_tanh = config.learner.action_noise > 0
-        std = (
-            np.full(ACTION_DIM, config.learner.action_noise)
-            if after_tanh
-            else learner.head.log_std.detach().clamp(-5.0, 1.0).exp().numpy().astype(np.float64)
-        )
+        std = exploration_std(config.learner, learner.head.log_std.detach().numpy())
         low, high = config.explore_perturbation
         strengths = np.random.default_rng(
             episode_seed(config.seed + 2, iteration, GAIL_STREAM)
@@ -350,6 +346,17 @@ class GailRun:
                 data = torch.load(shard, map_location="cpu", weights_only=True)
                 learner.add(TensorDict(data, batch_size=[len(data["action"])]))
         return progress
+
+
+def exploration_std(config: LearnerConfig, log_std: np.ndarray) -> np.ndarray:
+    """Per action dimension: `action_noise` (after the tanh) if set, else SAC's learned std
+    (before it); 0 outside `noise_dims`."""
+    if config.action_noise > 0:
+        std = np.full(ACTION_DIM, config.action_noise)
+    else:
+        std = np.exp(np.clip(log_std, -5.0, 1.0)).astype(np.float64)
+    std[np.setdiff1d(np.arange(ACTION_DIM), config.noise_dims)] = 0.0
+    return std
 
 
 def _metric_rows(progress: _Progress) -> list[dict[str, str]]:
