@@ -389,3 +389,22 @@ def test_exploration_noise_only_on_noise_dims(action_noise):
     config.learner.noise_dims = [7]
     with pytest.raises(VismanipError, match="learner.noise_dims must name action dimensions"):
         config.check()
+
+
+def test_rl_weight_zero_trains_the_actor_on_the_bc_term_alone():
+    """The control run: with rl_weight=0 the actor's update is exactly BC's; with both
+    weights 0 the policy does not move however the critic and D learn."""
+    torch.manual_seed(0)
+    learner = toy_learner()
+    learner.config.learner.rl_weight = 0.0
+    learner.config.learner.bc_weight = 0.0
+    before = {k: v.clone() for k, v in learner.policy.state_dict().items()}
+    for _ in range(3):
+        learner.update(train_actor=True)
+    for key, value in learner.policy.state_dict().items():
+        torch.testing.assert_close(value, before[key], msg=key)
+    learner.config.learner.bc_weight = 1.0
+    learner.update(train_actor=True)
+    assert any(
+        not torch.equal(value, before[key]) for key, value in learner.policy.state_dict().items()
+    )

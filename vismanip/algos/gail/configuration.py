@@ -84,6 +84,9 @@ class LearnerConfig:
     bc_weight: weight of the BC term (mean squared error to the demo actions) in the
         actor's loss, whose SAC part is scaled to magnitude ~1 as in TD3+BC (Fujimoto &
         Gu, 2021), so the weight means the same whatever the rewards' scale; 0: off.
+    rl_weight: weight of SAC's actor term (entropy and value) in the actor's loss; 0
+        trains the actor on the BC term alone, with everything else the same: the control
+        that says what the RL term does to the policy.
     replay_size: transitions kept from the policy's rollouts (SAC).
     warmup_steps: env steps collected before the first update (SAC).
     actor_start_steps: env steps before the actor changes; until then only D and the
@@ -114,6 +117,7 @@ class LearnerConfig:
     init_std: float = 0.3
     alpha_init: float = 0.1
     bc_weight: float = 1.0
+    rl_weight: float = 1.0
     replay_size: int = 300_000
     warmup_steps: int = 2_000
     actor_start_steps: int = 10_000

@@ -279,7 +279,10 @@ class GailLearner(AdversarialLearner):
         batch["next", "reward"] = self.reward(batch)
         losses = self.sac_loss(batch)
         bc_loss = self._bc_loss(expert)
-        actor_loss = actor_term(losses["loss_actor"], own) + self.config.learner.bc_weight * bc_loss
+        learner = self.config.learner
+        actor_loss = (
+            learner.rl_weight * actor_term(losses["loss_actor"], own) + learner.bc_weight * bc_loss
+        )
         critic_loss = losses["loss_qvalue"].mean()
         alpha_loss = losses["loss_alpha"][:own].mean()  # entropy where the policy acts
         self.actor_optim.zero_grad()
@@ -361,8 +364,11 @@ class PpoGailLearner(AdversarialLearner):
                 actor_loss = losses["loss_objective"] + losses.get("loss_entropy", 0.0)
                 self.actor_optim.zero_grad()
                 self.critic_optim.zero_grad()
+                learner = self.config.learner
                 (
-                    actor_loss + self.config.learner.bc_weight * bc_loss + losses["loss_critic"]
+                    learner.rl_weight * actor_loss
+                    + learner.bc_weight * bc_loss
+                    + losses["loss_critic"]
                 ).backward()
                 if train_actor:
                     self.actor_optim.step()
