@@ -408,3 +408,16 @@ def test_rl_weight_zero_trains_the_actor_on_the_bc_term_alone():
     assert any(
         not torch.equal(value, before[key]) for key, value in learner.policy.state_dict().items()
     )
+
+
+def test_rl_gradient_reaches_only_the_explored_dimensions():
+    from vismanip.algos.gail.learner import GaussianHead
+
+    policy = tiny_policy()
+    head = GaussianHead(policy, 0.3, steered=[0, 1, 2, 6])
+    features = torch.randn(4, FEATURE_DIM)
+    loc, _ = head(features)
+    loc.sum().backward()
+    grad = policy.head.weight.grad
+    assert torch.all(grad[[3, 4, 5]] == 0) and torch.all(grad[[0, 1, 2, 6]].abs().sum(1) > 0)
+    torch.testing.assert_close(loc, policy.action_mean(features))  # the same actions

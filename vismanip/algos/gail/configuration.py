@@ -97,8 +97,8 @@ class LearnerConfig:
     action_noise: 0 (default): explore with SAC's learned std before the tanh. > 0: add
         Gaussian noise of this std to the action after the tanh, clipped (as DrQ-v2 and
         ROT explore), because before the tanh a saturated BC action (±1) does not move.
-    noise_dims: the action dimensions exploration noise (either kind) is added to; the
-        others act deterministically. [0, 1, 2, 6] leaves the rotation commands alone: on
+    noise_dims: the action dimensions exploration noise (either kind) is added to and the
+        RL term steers; the others act deterministically and learn from the BC term only. [0, 1, 2, 6] leaves the rotation commands alone: on
         Lift, BC from clean demos fails under rotation noise of std 0.1 (0/10) but not
         under position noise (8/10), so noise there only ends episodes.
     threads: torch threads for the updates. 1 by default: the rollout workers share the

@@ -71,15 +71,27 @@ class PairNet(nn.Module):
 
 class GaussianHead(nn.Module):
     """The BC policy's trunk and head as a Gaussian before the tanh: mean from the policy,
-    one learned log-std per action dimension (exploration exists only in training)."""
+    one learned log-std per action dimension (exploration exists only in training).
 
-    def __init__(self, policy: ImagePolicy, init_std: float) -> None:
+    Only the `steered` dimensions (`learner.noise_dims`, the explored ones) pass the RL
+    losses' gradient back to the policy: the critic never saw the others vary, so its
+    gradient there is extrapolation (run I grew its roll commands 7x that way). The BC term
+    (which calls the policy directly) still trains every dimension.
+    """
+
+    steered: Tensor
+
+    def __init__(self, policy: ImagePolicy, init_std: float, steered: list[int]) -> None:
         super().__init__()
         self.policy = policy
         self.log_std = nn.Parameter(torch.full((ACTION_DIM,), math.log(init_std)))
+        mask = torch.zeros(ACTION_DIM, dtype=torch.bool)
+        mask[steered] = True
+        self.register_buffer("steered", mask, persistent=False)
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         mean = self.policy.action_mean(features)
+        mean = torch.where(self.steered, mean, mean.detach())
         return mean, self.log_std.clamp(-5.0, 1.0).exp().expand_as(mean)
 
 
@@ -115,7 +127,7 @@ class AdversarialLearner(nn.Module):
             use_grad_penalty=config.disc.grad_penalty > 0,
             gp_lambda=config.disc.grad_penalty,
         )
-        self.head = GaussianHead(policy, config.learner.init_std)
+        self.head = GaussianHead(policy, config.learner.init_std, config.learner.noise_dims)
         self.actor_parameters = [
             *policy.trunk.parameters(),
             *policy.head.parameters(),
