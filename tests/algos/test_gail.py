@@ -266,6 +266,7 @@ class _FakeEnv:
 
     def __init__(self, steps: int) -> None:
         self.steps, self.left = steps, steps
+        self.perturbation_strength = 1.0  # adds 0.1 to every executed action (a "push")
 
     def _obs(self) -> dict:
         return {
@@ -283,7 +284,8 @@ class _FakeEnv:
 
     def step(self, action):
         self.left -= 1
-        return self._obs(), 0.0, self.left == 0, {"success": False}
+        executed = np.clip(np.asarray(action) + self.perturbation_strength * 0.1, -1, 1)
+        return self._obs(), 0.0, self.left == 0, {"success": False, "executed": executed}
 
     def is_unrecoverable(self, obs) -> bool:
         return False
@@ -353,27 +355,66 @@ def test_exploring_episodes_scale_the_perturbation_and_evaluations_keep_the_task
     at the task's own strength after the episode (evaluations share it)."""
     from types import SimpleNamespace
 
-    from vismanip.algos.gail.rollouts import GailEpisode
+    from vismanip.algos.gail.rollouts import GailEpisode, Transitions
     from vismanip.envs.vision_env import VisionEnv
 
     policy = tiny_policy().eval()
 
-    def executed(task: str, strength: float) -> np.ndarray:
+    def run(task: str, strength: float, record_executed: bool = False) -> Transitions:
         env = VisionEnv(EnvConfig(task=task, cameras=["agentview"], image_size=32, horizon=30))
         worker = SimpleNamespace(policy=policy, env=lambda scene: env)
         try:
             episode = GailEpisode(
-                5, None, np.zeros(7), noise_seed=1, perturbation_strength=strength
+                5,
+                None,
+                np.zeros(7),
+                noise_seed=1,
+                perturbation_strength=strength,
+                record_executed=record_executed,
             )
-            states = episode(worker).states
+            transitions = episode(worker)
             assert env.perturbation_strength == 1.0
         finally:
             env.close()
-        return states
+        return transitions
 
-    clean = executed("lift", 1.0)
-    np.testing.assert_allclose(executed("lift_perturbed", 0.0), clean, atol=1e-6)
-    assert not np.allclose(executed("lift_perturbed", 1.0), clean, atol=1e-3)
+    clean = run("lift", 1.0).states
+    np.testing.assert_allclose(run("lift_perturbed", 0.0).states, clean, atol=1e-6)
+    perturbed = run("lift_perturbed", 1.0)
+    assert not np.allclose(perturbed.states, clean, atol=1e-3)
+    # The recorded action is what ran: the task's noise on the motion dims, not the gripper.
+    executed = run("lift_perturbed", 1.0, record_executed=True)
+    np.testing.assert_allclose(executed.states, perturbed.states, atol=1e-6)
+    moved = np.abs(executed.actions - perturbed.actions).mean(axis=0)
+    assert np.all(moved[:6] > 0.02) and moved[6] == 0
+
+
+def test_recorded_action_is_the_executed_or_the_commanded_one():
+    from types import SimpleNamespace
+
+    from vismanip.algos.gail.rollouts import GailEpisode
+
+    policy = tiny_policy().eval()
+    env = _FakeEnv(steps=20)  # executes every action + 0.1
+    worker = SimpleNamespace(policy=policy, env=lambda scene: env)
+    commanded = GailEpisode(0, None, np.zeros(7), noise_seed=1)(worker).actions
+    executed = GailEpisode(0, None, np.zeros(7), noise_seed=1, record_executed=True)(worker)
+    np.testing.assert_allclose(executed.actions, np.clip(commanded + 0.1, -1, 1), atol=1e-6)
+
+
+def test_the_rl_term_steers_the_dimensions_the_replay_varies():
+    config = GailConfig()
+    config.learner.noise_dims = [0, 1, 2, 6]
+    assert config.steered_dims(perturbed=False) == [0, 1, 2, 6]
+    assert config.steered_dims(perturbed=True) == list(range(7))  # + the task's noise dims
+    config.explore_perturbation = [0.0, 0.0]  # exploring episodes run clean
+    assert config.steered_dims(perturbed=True) == [0, 1, 2, 6]
+    config.explore_perturbation = [0.0, 0.5]
+    config.record_action = "commanded"
+    assert config.steered_dims(perturbed=True) == [0, 1, 2, 6]
+    config.record_action = "policy"
+    with pytest.raises(VismanipError, match="record_action must be one of executed, commanded"):
+        config.check()
 
 
 @pytest.mark.parametrize("action_noise", [0.0, 0.2])

@@ -13,6 +13,8 @@ from typing import Any
 from vismanip.envs.rendering import RenderConfig
 from vismanip.errors import VismanipError
 
+PERTURBED_DIMS = (0, 1, 2, 3, 4, 5)  # the motion command; the gripper (6) is never perturbed
+
 
 @dataclass(frozen=True)
 class Perturbation:

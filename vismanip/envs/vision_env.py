@@ -237,19 +237,21 @@ class VisionEnv:
             action = self._perturb(
                 action, self.spec.perturbation.scaled(self.perturbation_strength)
             )
-        raw, reward, _, _ = self.env.step(np.clip(action, -1.0, 1.0))
+        executed = np.clip(action, -1.0, 1.0)
+        raw, reward, _, _ = self.env.step(executed)
         self.steps += 1
         every = self.randomizer.every_steps if self.randomizer else 0
         if self.randomizer is not None and every and self.steps % every == 0:
             self._randomize(self.randomizer.sample(self._randomization_rng, looks_only=True))
         success = self.is_success()
         done = success or self.steps >= self.horizon
-        return self._observe(raw), float(reward), done, {"success": success}
+        # The action the simulator ran: the caller's, plus this task's noise and pushes.
+        return self._observe(raw), float(reward), done, {"success": success, "executed": executed}
 
     def _perturb(self, action: np.ndarray, perturbation: Perturbation) -> np.ndarray:
         rng = self._disturbance_rng
         action = action.copy()
-        action[:6] += perturbation.action_noise * rng.standard_normal(6)
+        action[:6] += perturbation.action_noise * rng.standard_normal(6)  # PERTURBED_DIMS
         steps_left, direction = self._push
         if steps_left == 0 and rng.random() < perturbation.push_prob:
             angle = rng.uniform(0.0, 2.0 * np.pi)

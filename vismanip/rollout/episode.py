@@ -48,6 +48,8 @@ class Episode:
     seed: int
     observations: dict[str, list[np.ndarray]] = field(default_factory=dict)
     actions: list[np.ndarray] = field(default_factory=list)
+    # What the simulator ran: `actions` plus a perturbed task's noise and pushes.
+    executed_actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     dones: list[bool] = field(default_factory=list)
     states: list[np.ndarray] = field(default_factory=list)
@@ -96,6 +98,7 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
         if episode.failed_at is None and env.is_unrecoverable(obs):
             episode.failed_at = len(episode.actions) + 1
         episode.actions.append(action)
+        episode.executed_actions.append(info["executed"])
         episode.rewards.append(reward)
         episode.dones.append(done and episode.success)
         if record:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vismanip.envs.actions import ACTION_DIM
+from vismanip.envs.tasks import PERTURBED_DIMS
 from vismanip.errors import VismanipError
 from vismanip.rollout.runner import RunnerConfig
 from vismanip.sim2real.randomization import RandomizationConfig
@@ -15,6 +16,7 @@ CHOICES = {
     "disc.reward": ("gail", "airl"),
     "reward_source": ("discriminator", "success"),
     "learner.type": ("sac", "ppo"),
+    "record_action": ("executed", "commanded"),
 }
 
 
@@ -97,10 +99,13 @@ class LearnerConfig:
     action_noise: 0 (default): explore with SAC's learned std before the tanh. > 0: add
         Gaussian noise of this std to the action after the tanh, clipped (as DrQ-v2 and
         ROT explore), because before the tanh a saturated BC action (±1) does not move.
-    noise_dims: the action dimensions exploration noise (either kind) is added to and the
-        RL term steers; the others act deterministically and learn from the BC term only. [0, 1, 2, 6] leaves the rotation commands alone: on
-        Lift, BC from clean demos fails under rotation noise of std 0.1 (0/10) but not
-        under position noise (8/10), so noise there only ends episodes.
+    noise_dims: the action dimensions exploration noise (either kind) is added to. The
+        RL term steers these and, with `record_action=executed` in a perturbed task, the
+        dimensions the task's own noise moves (`GailConfig.steered_dims`); the others act
+        deterministically and learn from the BC term only. [0, 1, 2, 6] leaves the
+        rotation commands alone: on Lift, BC from clean demos fails under rotation noise
+        of std 0.1 (0/10) but not under position noise (8/10), so noise there only ends
+        episodes.
     threads: torch threads for the updates. 1 by default: the rollout workers share the
         cores, and oversubscribed threads ran an update 7x slower here (914 vs 125 ms,
         2 threads vs 1, on a loaded 2-core machine).
@@ -154,6 +159,12 @@ class GailConfig:
         from this range. [0, 1] mixes near-clean episodes, where the BC policy still
         reaches the goal so the learner sees successes, with full-strength ones (a
         curriculum without a schedule); evaluations always use the task's own (1).
+    record_action: what the replay keeps as each step's action: "executed" (what the
+        simulator ran: the policy's action plus a perturbed task's noise and pushes) or
+        "commanded" (the policy's output alone; runs A-K). The task's noise varies every
+        dimension, rotation included, where the policy's deterministic commands barely
+        move (runs I-K grew roll commands the critic had never seen vary): recorded, it
+        is exploration the critic learns from without the policy adding any.
     """
 
     init: str = ""
@@ -173,6 +184,7 @@ class GailConfig:
     eval_episodes: int = 20
     overlap_rollouts: bool = True
     explore_perturbation: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    record_action: str = "executed"
     disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
 
@@ -184,6 +196,7 @@ class GailConfig:
             "disc.reward": self.disc.reward,
             "reward_source": self.reward_source,
             "learner.type": self.learner.type,
+            "record_action": self.record_action,
         }
         for key, value in values.items():
             if value not in CHOICES[key]:
@@ -228,3 +241,12 @@ class GailConfig:
             raise VismanipError(
                 f"learner.init_std must be in (0, 2.7], not {self.learner.init_std}"
             )
+
+    def steered_dims(self, perturbed: bool) -> list[int]:
+        """The action dimensions the RL term may steer: those the critic sees vary in the
+        replay (the explored `noise_dims`, plus every dimension a perturbed task's noise
+        moves when the executed action is recorded)."""
+        dims = set(self.learner.noise_dims)
+        if perturbed and self.record_action == "executed" and self.explore_perturbation[1] > 0:
+            dims |= set(PERTURBED_DIMS)
+        return sorted(dims)

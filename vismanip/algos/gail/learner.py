@@ -73,10 +73,10 @@ class GaussianHead(nn.Module):
     """The BC policy's trunk and head as a Gaussian before the tanh: mean from the policy,
     one learned log-std per action dimension (exploration exists only in training).
 
-    Only the `steered` dimensions (`learner.noise_dims`, the explored ones) pass the RL
-    losses' gradient back to the policy: the critic never saw the others vary, so its
-    gradient there is extrapolation (run I grew its roll commands 7x that way). The BC term
-    (which calls the policy directly) still trains every dimension.
+    Only the `steered` dimensions (`GailConfig.steered_dims`: those the replay's actions
+    vary along) pass the RL losses' gradient back to the policy: the critic never saw the
+    others vary, so its gradient there is extrapolation (run I grew its roll commands 7x
+    that way). The BC term (which calls the policy directly) still trains every dimension.
     """
 
     steered: Tensor
@@ -105,7 +105,10 @@ class AdversarialLearner(nn.Module):
         observation_dim: int,
         expert: TensorDict,
         config: GailConfig,
+        steered: list[int] | None = None,
     ) -> None:
+        """`steered`: the action dimensions the RL term may change (default: the explored
+        `learner.noise_dims`)."""
         super().__init__()
         self.config = config
         self.policy = policy
@@ -127,7 +130,8 @@ class AdversarialLearner(nn.Module):
             use_grad_penalty=config.disc.grad_penalty > 0,
             gp_lambda=config.disc.grad_penalty,
         )
-        self.head = GaussianHead(policy, config.learner.init_std, config.learner.noise_dims)
+        steered = config.learner.noise_dims if steered is None else steered
+        self.head = GaussianHead(policy, config.learner.init_std, steered)
         self.actor_parameters = [
             *policy.trunk.parameters(),
             *policy.head.parameters(),
@@ -233,8 +237,9 @@ class GailLearner(AdversarialLearner):
         observation_dim: int,
         expert: TensorDict,
         config: GailConfig,
+        steered: list[int] | None = None,
     ) -> None:
-        super().__init__(policy, observation_dim, expert, config)
+        super().__init__(policy, observation_dim, expert, config, steered)
         critic = ValueOperator(
             PairNet(self.input_dim, ACTION_DIM, config.learner.critic_hidden, False),
             in_keys=["observation", "action"],
@@ -331,8 +336,9 @@ class PpoGailLearner(AdversarialLearner):
         observation_dim: int,
         expert: TensorDict,
         config: GailConfig,
+        steered: list[int] | None = None,
     ) -> None:
-        super().__init__(policy, observation_dim, expert, config)
+        super().__init__(policy, observation_dim, expert, config, steered)
         ppo, learner = config.learner.ppo, config.learner
         value = ValueOperator(mlp([self.input_dim, *ppo.value_hidden, 1]), in_keys=["observation"])
         self.ppo_loss = ClipPPOLoss(

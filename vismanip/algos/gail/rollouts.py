@@ -4,7 +4,8 @@ Workers act with the current weights of the policy plus Gaussian exploration noi
 its tanh (the deterministic action, `tanh(mean)`, is what eval and export use) and send
 back, per step, what the learner trains on: the frozen encoder's output (the actor's input,
 so the learner never re-encodes images), the privileged low-dim state (critic and
-discriminator), the executed action and whether the episode ended in success.
+discriminator), the action (the policy's, or what the simulator executed: see
+`GailConfig.record_action`) and whether the episode ended in success.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class GailEpisode:
     noise_seed: int
     after_tanh: bool = False
     perturbation_strength: float = 1.0  # times the task's own (`explore_perturbation`)
+    record_executed: bool = False  # keep the simulator's action, not the policy's
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
@@ -131,7 +133,10 @@ class GailEpisode:
         return Transitions(
             features.astype(np.float32),
             states.astype(np.float32),
-            np.asarray(episode.actions, dtype=np.float32),
+            np.asarray(
+                episode.executed_actions if self.record_executed else episode.actions,
+                dtype=np.float32,
+            ),
             success_step,
             np.asarray(episode.rewards, dtype=np.float32),
             self.seed,

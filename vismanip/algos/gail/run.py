@@ -41,6 +41,7 @@ from vismanip.algos.lightning_helpers import write_metrics
 from vismanip.config import run_metadata
 from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
+from vismanip.envs.tasks import task_spec
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.html_report import write_html_report
@@ -111,7 +112,8 @@ class GailRun:
         )
         observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
         kind = PpoGailLearner if config.learner.type == "ppo" else GailLearner
-        learner = kind(self.policy, observation_dim, expert, config)
+        perturbed = task_spec(self.env_config.task).perturbation is not None
+        learner = kind(self.policy, observation_dim, expert, config, config.steered_dims(perturbed))
         progress = self._restore(learner) if resume else _Progress()
         # Lightning's TensorBoard logger, not its Trainer: the loop alternates simulator
         # batches and gradient steps on a replay buffer, which Trainer's epoch/dataloader
@@ -211,6 +213,7 @@ class GailRun:
                 noise_seed=episode_seed(config.seed + 1, iteration * 1000 + i, GAIL_STREAM),
                 after_tanh=after_tanh,
                 perturbation_strength=float(strength),
+                record_executed=config.record_action == "executed",
             )
             for i, strength in enumerate(strengths)
         ]
