@@ -2,17 +2,21 @@
 
     python scripts/bench_latency.py                  # compact + resnet18, 1 and 2 cameras
     python scripts/bench_latency.py --encoders compact --iters 500 --out latency.md
+    python scripts/bench_latency.py --device cuda     # each runtime on the GPU, + CPU eager
 
 For every (encoder, cameras) pair: eager PyTorch, TorchScript, torch.export and ONNX Runtime
 (when installed) run the same DeployablePolicy (preprocessing and safeguards included) on
 one uint8 84x84 frame per camera plus proprio, on ONE CPU thread, interleaved round by
 round so that background load hits every runtime alike. Prints median and p99 in ms and
-each runtime's speed relative to eager.
+each runtime's speed relative to eager. With `--device cuda` every runtime runs on the GPU
+(uint8 frames in from the host, the action back to it, as on a robot), beside eager on the
+CPU, and each row also gives the largest action difference from the CPU's eager output.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,25 +37,35 @@ PROPRIO = {"robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2}
 
 
 def runtimes(
-    module: DeployablePolicy, folder: Path
+    module: DeployablePolicy, folder: Path, device: str
 ) -> dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]]:
-    """name -> callable(*inputs) for eager and every exportable format available here."""
+    """name -> callable(*inputs) for eager and every exportable format available here, on
+    `device`; plus eager on the CPU when `device` is a GPU."""
 
-    def eager(*inputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            action, fallback = module(*inputs)
-        return action.numpy(), fallback.numpy()
+    def eager_on(model: DeployablePolicy, on: str) -> Callable:
+        def eager(*inputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+            with torch.inference_mode():
+                action, fallback = model(*(x.to(on) for x in inputs))
+            return action.cpu().numpy(), fallback.cpu().numpy()
 
-    found = {"eager": eager}
+        return eager
+
+    found = {"eager": eager_on(module, "cpu")}
     metadata = build_metadata(module.policy, None, None, "bench")
+    artifacts = {}
     for fmt, extension in FORMATS.items():
         path = folder / f"policy{extension}"
         try:
             write_artifact(module, example_inputs(module.policy), path, fmt, metadata)
+            artifacts[fmt] = ExportedArtifact(path, threads=1, device=device)
         except Exception as error:  # e.g. ONNX without onnxscript: report, keep going
             print(f"  {fmt}: skipped ({type(error).__name__}: {str(error)[:80]})")
-            continue
-        artifact = ExportedArtifact(path, threads=1)
+    if device != "cpu":
+        found = {
+            "eager (cpu)": found["eager"],
+            "eager": eager_on(copy.deepcopy(module).to(device), device),
+        }
+    for fmt, artifact in artifacts.items():
         if fmt == "onnx":
             found["onnxruntime"] = lambda *x, a=artifact: a(*(t.numpy() for t in x))
         else:
@@ -83,13 +97,14 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
 
     rows = [
-        "| encoder | cameras | runtime | median ms | p99 ms | speed vs eager |",
-        "|---|---|---|---|---|---|",
+        "| encoder | cameras | runtime | median ms | p99 ms | speed vs eager | max action diff |",
+        "|---|---|---|---|---|---|---|",
     ]
     for encoder in args.encoders.split(","):
         for count in (int(c) for c in args.cameras.split(",")):
@@ -100,20 +115,24 @@ def main() -> None:
             inputs = example_inputs(module.policy, batch=1)
             print(f"{encoder}, {count} camera(s): exporting ...", flush=True)
             with tempfile.TemporaryDirectory() as folder:
-                calls = runtimes(module, Path(folder))
+                calls = runtimes(module, Path(folder), args.device)
                 times = measure(calls, inputs, args.iters, args.warmup)
-            eager_median = np.median(times["eager"])
+                reference = calls[next(iter(calls))](*inputs)[0]  # eager on the CPU
+                diffs = {n: np.abs(c(*inputs)[0] - reference).max() for n, c in calls.items()}
+            eager_median = np.median(times[next(iter(times))])
             for name, seconds in times.items():
                 median, p99 = np.median(seconds) * 1e3, np.percentile(seconds, 99) * 1e3
                 speed = eager_median / np.median(seconds)
                 rows.append(
-                    f"| {encoder} | {count} | {name} | {median:.2f} | {p99:.2f} | {speed:.2f}x |"
+                    f"| {encoder} | {count} | {name} | {median:.2f} | {p99:.2f} | {speed:.2f}x "
+                    f"| {diffs[name]:.1e} |"
                 )
             print("\n".join(rows[-len(times) :]), flush=True)
     table = "\n".join(rows)
     header = (
         f"batch 1, {args.size}x{args.size} uint8 per camera + 9-d proprio, 1 CPU thread, "
-        f"{args.iters} interleaved rounds, torch {torch.__version__}"
+        f"{args.iters} interleaved rounds, torch {torch.__version__}, device {args.device}"
+        + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
     )
     print(f"\n{header}\n\n{table}")
     if args.out:

@@ -3,9 +3,12 @@
 For each encoder: no augmentation, and the default random shift on each backend (kornia on
 the batch, albumentations per sample in the loader), and the `sim2real` preset on each
 backend; with the uint8 cache on (every demo in memory) and off (every batch read from the
-HDF5 file). The last column is the step time relative to no augmentation.
+HDF5 file); on each of `--devices` (the policy, the batch and kornia's augmentation on that
+device). The last columns are the step time relative to no augmentation and, for a GPU, the
+speed relative to the CPU row of the same encoder, cache and augmentation.
 
     python scripts/bench_train.py --data data/lift.hdf5 --batches 30
+    python scripts/bench_train.py --data data/lift.hdf5 --devices cpu,cuda --caches on
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def samples_per_second(
     cache_gb: float,
     batches: int,
     batch_size: int,
+    device: str = "cpu",
 ) -> float:
     image_size, lowdim_dims, cameras, _ = dataset_shapes(data)
     config = TrainConfig(
@@ -37,9 +41,10 @@ def samples_per_second(
         augmentation=augmentation,
         policy=ImagePolicyConfig(cameras=cameras, encoder=encoder),
     )
+    config.trainer.accelerator = "gpu" if device == "cuda" else "cpu"
     policy = ImagePolicy(config.policy, image_size, lowdim_dims)
-    module = BCModule(policy, config, env_config=None)
-    per_sample = augmentation.resolved_backend("cpu") == "albumentations"
+    module = BCModule(policy, config, env_config=None).to(device)
+    per_sample = augmentation.resolved_backend(config.trainer.accelerator) == "albumentations"
     loader = DemoDataModule(
         data,
         LoaderConfig(batch_size=batch_size, cache_gb=cache_gb),
@@ -55,7 +60,8 @@ def samples_per_second(
     iterator = iter(loader.train_dataloader())
 
     def step() -> None:
-        loss = module.training_step(next(iterator), 0)
+        batch = {key: value.to(device, non_blocking=True) for key, value in next(iterator).items()}
+        loss = module.training_step(batch, 0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -66,6 +72,8 @@ def samples_per_second(
     start = time.perf_counter()
     for _ in range(batches):
         step()
+    if device == "cuda":
+        torch.cuda.synchronize()
     return batches * batch_size / (time.perf_counter() - start)
 
 
@@ -75,7 +83,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--encoders", default="compact,resnet18")
+    parser.add_argument("--devices", default="cpu", help="e.g. cpu,cuda")
+    parser.add_argument("--caches", default="on,off", help="the uint8 cache: on, off or both")
     args = parser.parse_args()
+    devices = args.devices.split(",")
     print(
         f"# {args.data}, batch {args.batch_size}, {torch.get_num_threads()} threads, {args.batches} steps each\n"
     )
@@ -87,18 +98,35 @@ def main() -> None:
         "sim2real, kornia": AugmentationConfig(**{**sim2real, "backend": "kornia"}),
         "sim2real, albumentations": AugmentationConfig(**{**sim2real, "backend": "albumentations"}),
     }
-    print("| encoder | cache | augmentation | samples/s | step time vs none |")
-    print("|---|---|---|---:|---:|")
-    for encoder in args.encoders.split(","):
-        for cache_gb in (4.0, 0.0):
-            baseline = None
-            for label, augmentation in variants.items():
-                rate = samples_per_second(
-                    args.data, encoder, augmentation, cache_gb, args.batches, args.batch_size
-                )
-                baseline = baseline or rate
-                cache = "on" if cache_gb else "off"
-                print(f"| {encoder} | {cache} | {label} | {rate:.0f} | {baseline / rate:.2f} |")
+    if "cuda" in devices:
+        print(f"# GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}\n")
+    print("| device | encoder | cache | augmentation | samples/s | step time vs none | vs cpu |")
+    print("|---|---|---|---|---:|---:|---:|")
+    cpu_rates: dict[tuple[str, str, str], float] = {}
+    for device in devices:
+        for encoder in args.encoders.split(","):
+            for cache in args.caches.split(","):
+                baseline = None
+                for label, augmentation in variants.items():
+                    rate = samples_per_second(
+                        args.data,
+                        encoder,
+                        augmentation,
+                        4.0 if cache == "on" else 0.0,
+                        args.batches,
+                        args.batch_size,
+                        device,
+                    )
+                    baseline = baseline or rate
+                    key = (encoder, cache, label)
+                    if device == "cpu":
+                        cpu_rates[key] = rate
+                    versus = f"{rate / cpu_rates[key]:.1f}x" if key in cpu_rates else "-"
+                    print(
+                        f"| {device} | {encoder} | {cache} | {label} | {rate:.0f} "
+                        f"| {baseline / rate:.2f} | {versus} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":
