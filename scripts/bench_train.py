@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import yaml
+from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from vismanip.algos.bc import BCModule, TrainConfig
 from vismanip.data.datamodule import DemoDataModule, LoaderConfig, dataset_shapes
@@ -57,10 +59,15 @@ def samples_per_second(
     )
     loader.setup()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
-    iterator = iter(loader.train_dataloader())
+
+    def batches_forever() -> Iterator[dict]:  # a small dataset runs out of batches
+        while True:
+            yield from loader.train_dataloader()
+
+    iterator = batches_forever()
 
     def step() -> None:
-        batch = {key: value.to(device, non_blocking=True) for key, value in next(iterator).items()}
+        batch = move_data_to_device(next(iterator), device)
         loss = module.training_step(batch, 0)
         optimizer.zero_grad()
         loss.backward()

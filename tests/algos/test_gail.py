@@ -462,3 +462,18 @@ def test_rl_gradient_reaches_only_the_explored_dimensions():
     grad = policy.head.weight.grad
     assert torch.all(grad[[3, 4, 5]] == 0) and torch.all(grad[[0, 1, 2, 6]].abs().sum(1) > 0)
     torch.testing.assert_close(loc, policy.action_mean(features))  # the same actions
+
+
+def test_without_entropy_the_temperature_stays_at_zero():
+    """`learner.entropy=false`: alpha is fixed at ~0 however the updates go, so the actor's
+    loss is the critic's value alone; the saved state has the same keys (resume works)."""
+    torch.manual_seed(0)
+    with_entropy = toy_learner()
+    config = GailConfig()
+    config.learner.batch_size, config.learner.entropy = 64, False
+    learner = GailLearner(tiny_policy(), OBS_DIM, with_entropy.expert, config)
+    learner.add(toy_transitions(200, centre=-1.0, action=-0.5, seed=1))
+    stats = [learner.update() for _ in range(5)]
+    assert all(s["alpha"] < 1e-7 for s in stats)
+    assert [with_entropy.update() for _ in range(5)][-1]["alpha"] != 0.1  # tuned when on
+    assert learner.state_dict().keys() == with_entropy.state_dict().keys()

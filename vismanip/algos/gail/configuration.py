@@ -83,6 +83,11 @@ class LearnerConfig:
     critic_hidden: MLP widths of the two Q networks (they read the low-dim state + action).
     init_std: starting exploration std (before the tanh squash); SAC then learns it.
     alpha_init: SAC's starting entropy temperature (then tuned toward -7 nats).
+    entropy: SAC's entropy bonus; false fixes the temperature at ~0, so the actor follows
+        the critic alone (a deterministic policy gradient, as DDPG-style DrQ-v2 and ROT
+        train), exploring with `action_noise`. The bonus on a tanh-squashed Gaussian also
+        pulls actions toward 0, away from the saturated ±1 commands a scripted expert's
+        BC policy gives (run L's gripper commands shrank from 0.96 to 0.87).
     bc_weight: weight of the BC term (mean squared error to the demo actions) in the
         actor's loss, whose SAC part is scaled to magnitude ~1 as in TD3+BC (Fujimoto &
         Gu, 2021), so the weight means the same whatever the rewards' scale; 0: off.
@@ -121,6 +126,7 @@ class LearnerConfig:
     critic_hidden: list[int] = field(default_factory=lambda: [256, 256])
     init_std: float = 0.3
     alpha_init: float = 0.1
+    entropy: bool = True
     bc_weight: float = 1.0
     rl_weight: float = 1.0
     replay_size: int = 300_000

@@ -45,6 +45,7 @@ from torchrl.objectives.value import GAE  # noqa: E402
 logging.getLogger("torchrl").setLevel(logging.WARNING)
 
 EPS = 1e-6
+NO_ENTROPY = 1e-8  # SAC's temperature with `learner.entropy=false`
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -249,7 +250,9 @@ class GailLearner(AdversarialLearner):
             critic,
             num_qvalue_nets=2,
             target_entropy=-ACTION_DIM,
-            alpha_init=config.learner.alpha_init,
+            # log(alpha) must stay finite: "no entropy bonus" is a fixed, negligible alpha.
+            alpha_init=config.learner.alpha_init if config.learner.entropy else NO_ENTROPY,
+            fixed_alpha=not config.learner.entropy,
             reduction="none",  # per transition: the actor's term uses the policy's own rows
         )
         self.sac_loss.make_value_estimator(ValueEstimators.TD0, gamma=config.learner.gamma)
