@@ -15,7 +15,7 @@ CHOICES = {
     "disc.pairs": ("state_action", "state_next", "state"),
     "disc.reward": ("gail", "airl"),
     "reward_source": ("discriminator", "success"),
-    "learner.type": ("sac", "ppo"),
+    "learner.type": ("sac", "iql", "ppo"),
     "record_action": ("executed", "commanded"),
 }
 
@@ -72,9 +72,28 @@ class PpoConfig:
 
 
 @dataclass
+class IqlConfig:
+    """The off-policy learner `learner.type=iql` (torchrl's IQLLoss): its other knobs
+    (batch, rates, replay, demo_fraction, BC term) are the learner's.
+
+    temperature: inverse temperature of the advantage weights exp(temperature * (Q - V))
+        (clipped at 100); 0 is plain BC on the replay's and demos' actions.
+    expectile: V(s) is this expectile of Q(s, a) over the replay's actions (0.5: their
+        mean; towards 1: the best of them).
+    value_hidden: MLP widths of V(state).
+    """
+
+    temperature: float = 3.0
+    expectile: float = 0.7
+    value_hidden: list[int] = field(default_factory=lambda: [256, 256])
+
+
+@dataclass
 class LearnerConfig:
     """The RL learner on the policy's head: `type` "sac" (off-policy, DAC-style, the
-    default) or "ppo" (on-policy, the original GAIL; its own knobs in `ppo`).
+    default), "iql" (off-policy, DAC-style, implicit Q-learning: the actor regresses onto
+    executed actions weighted by their advantage; knobs in `iql`) or "ppo" (on-policy,
+    the original GAIL; its own knobs in `ppo`).
 
     batch_size: transitions per update (as many expert ones for D and the BC term).
     updates_per_step: gradient updates per collected env step (update-to-data ratio; SAC).
@@ -137,6 +156,7 @@ class LearnerConfig:
     noise_dims: list[int] = field(default_factory=lambda: list(range(ACTION_DIM)))
     threads: int = 1
     ppo: PpoConfig = field(default_factory=PpoConfig)
+    iql: IqlConfig = field(default_factory=IqlConfig)
 
 
 @dataclass

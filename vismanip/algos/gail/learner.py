@@ -2,7 +2,8 @@
 
 From torchrl (well kept, and it fits a rollout loop of our own): `GAILLoss` (the
 discriminator's binary cross-entropy with the gradient penalty on expert/policy
-interpolates), `SACLoss` (twin-Q soft actor-critic with a learned temperature), `SoftUpdate`
+interpolates), `SACLoss` (twin-Q soft actor-critic with a learned temperature), `IQLLoss`
+(implicit Q-learning's expectile value, its Q and advantage-weighted actor), `SoftUpdate`
 (target networks) and `ReplayBuffer`. Ours, because no library has them in this shape:
 the actor that wraps the BC policy's trunk and head (its encoder frozen), DAC's absorbing
 states, the reward from D, and the BC term that keeps the actor near the demos (ROT).
@@ -35,6 +36,7 @@ from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator  # noq
 from torchrl.objectives import (  # noqa: E402
     ClipPPOLoss,
     GAILLoss,
+    IQLLoss,
     SACLoss,
     SoftUpdate,
     ValueEstimators,
@@ -46,6 +48,7 @@ logging.getLogger("torchrl").setLevel(logging.WARNING)
 
 EPS = 1e-6
 NO_ENTROPY = 1e-8  # SAC's temperature with `learner.entropy=false`
+ACTION_MARGIN = 1e-3  # IQL's actor reads actions within (-1, 1)
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -94,6 +97,17 @@ class GaussianHead(nn.Module):
         mean = self.policy.action_mean(features)
         mean = torch.where(self.steered, mean, mean.detach())
         return mean, self.log_std.clamp(-5.0, 1.0).exp().expand_as(mean)
+
+
+class IgnoringExtraInputs(nn.Module):
+    """`module(first)` called as `module(first, *ignored)`."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, first: Tensor, *ignored: Tensor) -> tuple[Tensor, Tensor]:
+        return self.module(first)
 
 
 class AdversarialLearner(nn.Module):
@@ -150,11 +164,13 @@ class AdversarialLearner(nn.Module):
             if isinstance(value, torch.optim.Optimizer)
         }
 
-    def make_actor(self) -> ProbabilisticActor:
+    def make_actor(self, also_reads: tuple[str, ...] = ()) -> ProbabilisticActor:
         """The stochastic actor torchrl's losses take: a tanh-squashed Gaussian around the
-        policy's (pre-tanh) action, reading the frozen encoder's output ("features")."""
+        policy's (pre-tanh) action, reading the frozen encoder's output ("features").
+        `also_reads`: keys the actor declares but ignores (`IqlGailLearner`)."""
+        head: nn.Module = IgnoringExtraInputs(self.head) if also_reads else self.head
         return ProbabilisticActor(
-            TensorDictModule(self.head, ["features"], ["loc", "scale"]),
+            TensorDictModule(head, ["features", *also_reads], ["loc", "scale"]),
             in_keys=["loc", "scale"],
             distribution_class=TanhNormal,
         )
@@ -241,10 +257,21 @@ class GailLearner(AdversarialLearner):
         steered: list[int] | None = None,
     ) -> None:
         super().__init__(policy, observation_dim, expert, config, steered)
-        critic = ValueOperator(
-            PairNet(self.input_dim, ACTION_DIM, config.learner.critic_hidden, False),
+        learner = config.learner
+        self._build_losses(config)
+        self.actor_optim = torch.optim.Adam(self.actor_parameters, lr=learner.actor_lr)
+        self.replay = ReplayBuffer(
+            storage=LazyTensorStorage(learner.replay_size), batch_size=learner.batch_size
+        )
+
+    def _critic(self) -> ValueOperator:
+        return ValueOperator(
+            PairNet(self.input_dim, ACTION_DIM, self.config.learner.critic_hidden, False),
             in_keys=["observation", "action"],
         )
+
+    def _build_losses(self, config: GailConfig) -> None:
+        critic = self._critic()
         self.sac_loss = SACLoss(
             self.make_actor(),
             critic,
@@ -260,15 +287,10 @@ class GailLearner(AdversarialLearner):
         # that a resumed run's state_dict has the same keys as a fresh one.
         _ = self.sac_loss.target_entropy
         self.target_update = SoftUpdate(self.sac_loss, tau=config.learner.tau)
-        learner = config.learner
-        self.actor_optim = torch.optim.Adam(self.actor_parameters, lr=learner.actor_lr)
         self.critic_optim = torch.optim.Adam(
-            self.sac_loss.qvalue_network_params.values(True, True), lr=learner.critic_lr
+            self.sac_loss.qvalue_network_params.values(True, True), lr=config.learner.critic_lr
         )
-        self.alpha_optim = torch.optim.Adam([self.sac_loss.log_alpha], lr=learner.critic_lr)
-        self.replay = ReplayBuffer(
-            storage=LazyTensorStorage(learner.replay_size), batch_size=learner.batch_size
-        )
+        self.alpha_optim = torch.optim.Adam([self.sac_loss.log_alpha], lr=config.learner.critic_lr)
 
     # ------------------------------------------------------------------ data
     def add(self, transitions: TensorDict) -> None:
@@ -279,10 +301,10 @@ class GailLearner(AdversarialLearner):
         keys = self.replay[:1].keys(True, True)
         return expert.select(*keys).clone()
 
-    # ------------------------------------------------------------------ one update
-    def update(self, train_actor: bool = True) -> dict[str, float]:
-        """One D step (every `disc.updates_every`), one SAC step with the BC term; with
-        `train_actor=False` the policy and its std stay as they are."""
+    def _sample(self) -> tuple[TensorDict, TensorDict, int, dict[str, float]]:
+        """One D step (every `disc.updates_every`) and the learner's batch, rewarded by D:
+        the replay's transitions first (`own` of them), then `demo_fraction` demo ones;
+        plus as many expert transitions for the BC term."""
         batch = self.replay.sample()
         rows = torch.randint(len(self.expert), (len(batch),))
         expert = self.expert[rows]
@@ -295,8 +317,14 @@ class GailLearner(AdversarialLearner):
         demos = round(self.config.learner.demo_fraction * len(batch))
         if demos:  # RLPD's symmetric sampling: the critic also learns on the demos' path
             batch = torch.cat([batch[demos:], self._expert_for_critic(expert[:demos])])
-        own = len(batch) - demos  # the policy's own transitions come first
         batch["next", "reward"] = self.reward(batch)
+        return batch, expert, len(batch) - demos, stats
+
+    # ------------------------------------------------------------------ one update
+    def update(self, train_actor: bool = True) -> dict[str, float]:
+        """One D step (every `disc.updates_every`), one SAC step with the BC term; with
+        `train_actor=False` the policy and its std stay as they are."""
+        batch, expert, own, stats = self._sample()
         losses = self.sac_loss(batch)
         bc_loss = self._bc_loss(expert)
         learner = self.config.learner
@@ -320,6 +348,71 @@ class GailLearner(AdversarialLearner):
             actor_loss=float(losses["loss_actor"][:own].detach().mean()),
             bc_loss=float(bc_loss.detach()),
             alpha=float(self.sac_loss.log_alpha.detach().exp()),
+            reward=float(batch["next", "reward"].mean()),
+            exploration_std=float(self.head.log_std.detach().exp().mean()),
+        )
+        return stats
+
+
+class IqlGailLearner(GailLearner):
+    """DAC-style like `GailLearner`, with IQL's losses (Kostrikov et al., ICLR 2022) in
+    place of SAC's: Q(s, a) learns from V(s') and V(s) is an upper expectile of Q over the
+    replay's own actions, so no loss ever evaluates Q at an action the policy proposes.
+    The actor is advantage-weighted regression onto actions that were executed (the
+    replay's, with the task's noise, and the demos'), weights exp(temperature * (Q - V)).
+
+    Why: with SAC (and with its entropy off) the actor climbed the critic to actions it
+    had never seen (run M: the policy's Q went from -8 to +9 within 2,000 updates while
+    every exploring episode began to fail), as offline-to-online RL from a BC start is
+    known to (AWAC, Nair et al. 2020). Regression onto executed actions cannot leave them.
+    """
+
+    def _build_losses(self, config: GailConfig) -> None:
+        iql = config.learner.iql
+        value = ValueOperator(mlp([self.input_dim, *iql.value_hidden, 1]), in_keys=["observation"])
+        self.iql_loss = IQLLoss(
+            # IQLLoss's Q loss keeps only the actor's input keys of each batch, and our
+            # critics read "observation" (the state), the actor "features" (the images').
+            self.make_actor(also_reads=("observation",)),
+            self._critic(),
+            value,
+            num_qvalue_nets=2,
+            temperature=iql.temperature,
+            expectile=iql.expectile,
+            reduction="none",
+        )
+        self.iql_loss.make_value_estimator(ValueEstimators.TD0, gamma=config.learner.gamma)
+        self.target_update = SoftUpdate(self.iql_loss, tau=config.learner.tau)
+        self.critic_optim = torch.optim.Adam(
+            [
+                *self.iql_loss.qvalue_network_params.values(True, True),
+                *self.iql_loss.value_network_params.values(True, True),
+            ],
+            lr=config.learner.critic_lr,
+        )
+
+    def update(self, train_actor: bool = True) -> dict[str, float]:
+        """One D step (every `disc.updates_every`), one IQL step with the BC term."""
+        batch, expert, own, stats = self._sample()
+        # The tanh-Gaussian's log-density is infinite at +-1, where clipped actions sit.
+        batch["action"] = batch["action"].clamp(-1 + ACTION_MARGIN, 1 - ACTION_MARGIN)
+        losses = self.iql_loss(batch)
+        bc_loss = self._bc_loss(expert)
+        learner = self.config.learner
+        actor_loss = learner.rl_weight * losses["loss_actor"].mean() + learner.bc_weight * bc_loss
+        critic_loss = losses["loss_qvalue"].mean() + losses["loss_value"].mean()
+        self.actor_optim.zero_grad()
+        self.critic_optim.zero_grad()
+        (actor_loss + critic_loss).backward()
+        if train_actor:
+            self.actor_optim.step()
+        self.critic_optim.step()
+        self.target_update.step()
+        self.updates += 1
+        stats.update(
+            critic_loss=float(critic_loss.detach()),
+            actor_loss=float(losses["loss_actor"][:own].detach().mean()),
+            bc_loss=float(bc_loss.detach()),
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
         )

@@ -53,9 +53,7 @@ from vismanip.rollout.episode import episode_seed
 from vismanip.rollout.runner import EpisodeRunner, Scene
 
 if TYPE_CHECKING:
-    from vismanip.algos.gail.learner import GailLearner, PpoGailLearner
-
-    Learner = GailLearner | PpoGailLearner
+    from vismanip.algos.gail.learner import AdversarialLearner as Learner
 
 GAIL_STREAM = 3  # episode seeds apart from collection (0), evaluation (1) and DAgger (2)
 
@@ -105,13 +103,15 @@ class GailRun:
         torch.set_num_threads(config.learner.threads)
         # torchrl imports mujoco, which binds its GL backend at import: choose it first.
         ensure_gl_backend(self.env_config.render.backend)
-        from vismanip.algos.gail.learner import GailLearner, PpoGailLearner
+        from vismanip.algos.gail.learner import GailLearner, IqlGailLearner, PpoGailLearner
 
         expert = expert_transitions(
             self.demos, self.policy, self.env_config.task, config.disc.input
         )
         observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
-        kind = PpoGailLearner if config.learner.type == "ppo" else GailLearner
+        kind = {"sac": GailLearner, "iql": IqlGailLearner, "ppo": PpoGailLearner}[
+            config.learner.type
+        ]
         perturbed = task_spec(self.env_config.task).perturbation is not None
         learner = kind(self.policy, observation_dim, expert, config, config.steered_dims(perturbed))
         progress = self._restore(learner) if resume else _Progress()
@@ -135,7 +135,7 @@ class GailRun:
             # the updates share the time instead of taking turns. PPO stays on-policy; one
             # worker runs in this process, whose GL context must stay on one thread.
             overlap = (
-                config.overlap_rollouts and config.learner.type == "sac" and config.workers > 1
+                config.overlap_rollouts and config.learner.type != "ppo" and config.workers > 1
             )
             pending: Future[list[Transitions]] | None = None
             while progress.env_steps < config.env_steps:
