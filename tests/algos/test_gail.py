@@ -489,9 +489,10 @@ def test_iql_actor_moves_towards_the_executed_actions_that_paid():
     rng = np.random.default_rng(0)
     config = GailConfig()
     config.learner.type, config.reward_source = "iql", "success"
-    config.learner.batch_size, config.learner.bc_weight = 64, 0.0
-    config.learner.actor_lr = 1e-3
-    steps = 400
+    config.learner.batch_size, config.learner.bc_weight = 32, 0.0
+    config.learner.actor_lr = config.learner.critic_lr = 3e-3
+    config.learner.critic_hidden = config.learner.iql.value_hidden = [32]
+    steps = 200
     features = rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32)
     states = rng.normal(size=(steps + 1, OBS_DIM)).astype(np.float32)
     actions = np.zeros((steps, 7), np.float32)
@@ -507,7 +508,7 @@ def test_iql_actor_moves_towards_the_executed_actions_that_paid():
             return float(torch.tanh(learner.policy.action_mean(encodings))[:, 0].mean())
 
     before = mean_action()
-    for _ in range(300):
+    for _ in range(250):
         learner.update()
     assert mean_action() > before + 0.1
     assert mean_action() > 0.1

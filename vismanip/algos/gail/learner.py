@@ -281,6 +281,7 @@ class GailLearner(AdversarialLearner):
             alpha_init=config.learner.alpha_init if config.learner.entropy else NO_ENTROPY,
             fixed_alpha=not config.learner.entropy,
             reduction="none",  # per transition: the actor's term uses the policy's own rows
+            scalar_output_mode="exclude",  # (its entropy, a scalar; we log alpha instead)
         )
         self.sac_loss.make_value_estimator(ValueEstimators.TD0, gamma=config.learner.gamma)
         # SACLoss registers its target-entropy buffer on first use; make it exist now, so
@@ -380,6 +381,7 @@ class IqlGailLearner(GailLearner):
             temperature=iql.temperature,
             expectile=iql.expectile,
             reduction="none",
+            scalar_output_mode="exclude",
         )
         self.iql_loss.make_value_estimator(ValueEstimators.TD0, gamma=config.learner.gamma)
         self.target_update = SoftUpdate(self.iql_loss, tau=config.learner.tau)
