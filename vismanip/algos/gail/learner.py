@@ -48,7 +48,6 @@ logging.getLogger("torchrl").setLevel(logging.WARNING)
 
 EPS = 1e-6
 NO_ENTROPY = 1e-8  # SAC's temperature with `learner.entropy=false`
-ACTION_MARGIN = 1e-3  # IQL's actor reads actions within (-1, 1)
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -361,6 +360,7 @@ class IqlGailLearner(GailLearner):
     replay's own actions, so no loss ever evaluates Q at an action the policy proposes.
     The actor is advantage-weighted regression onto actions that were executed (the
     replay's, with the task's noise, and the demos'), weights exp(temperature * (Q - V)).
+    From torchrl: IQLLoss's Q and V losses and networks; ours: the actor's term (below).
 
     Why: with SAC (and with its entropy off) the actor climbed the critic to actions it
     had never seen (run M: the policy's Q went from -8 to +9 within 2,000 updates while
@@ -393,16 +393,41 @@ class IqlGailLearner(GailLearner):
             lr=config.learner.critic_lr,
         )
 
+    @torch.no_grad()
+    def advantage_weights(self, batch: TensorDict) -> Tensor:
+        """exp(temperature * (min_i Q_i(s, a) - V(s))), clipped at 100, per transition:
+        IQLLoss's own weighting, from its (target) networks."""
+        loss, pairs = self.iql_loss, batch.select("observation", "action")
+        values = []
+        params = loss.target_qvalue_network_params
+        for index in range(params.shape[0]):
+            with params[index].to_module(loss.qvalue_network):
+                values.append(loss.qvalue_network(pairs.clone())["state_action_value"])
+        q = torch.stack(values).min(0).values.squeeze(-1)
+        with loss.value_network_params.to_module(loss.value_network):
+            v = loss.value_network(pairs.clone())["state_value"].squeeze(-1)
+        return torch.exp(self.config.learner.iql.temperature * (q - v)).clamp(max=100.0)
+
     def update(self, train_actor: bool = True) -> dict[str, float]:
-        """One D step (every `disc.updates_every`), one IQL step with the BC term."""
+        """One D step (every `disc.updates_every`), IQL's Q and V steps, and the actor's:
+        advantage-weighted squared error to the executed actions, plus the BC term.
+
+        The actor's term is ours, not IQLLoss's: its log-likelihood of a tanh-Gaussian is
+        dominated by the clipped actions at +-1 (atanh -> infinity; run N's actor loss
+        was in the thousands and its BC error tripled at the first update), while the
+        weighted squared error on the deterministic action is the BC term's own scale.
+        """
         batch, expert, own, stats = self._sample()
-        # The tanh-Gaussian's log-density is infinite at +-1, where clipped actions sit.
-        batch["action"] = batch["action"].clamp(-1 + ACTION_MARGIN, 1 - ACTION_MARGIN)
-        losses = self.iql_loss(batch)
+        critic_loss = (
+            self.iql_loss.qvalue_loss(batch)[0].mean() + self.iql_loss.value_loss(batch)[0].mean()
+        )
+        weights = self.advantage_weights(batch)
+        predicted = torch.tanh(self.head(batch["features"])[0])
+        errors = ((predicted - batch["action"]) ** 2).mean(-1)
+        rl_loss = (weights * errors).sum() / weights.sum()
         bc_loss = self._bc_loss(expert)
         learner = self.config.learner
-        actor_loss = learner.rl_weight * losses["loss_actor"].mean() + learner.bc_weight * bc_loss
-        critic_loss = losses["loss_qvalue"].mean() + losses["loss_value"].mean()
+        actor_loss = learner.rl_weight * rl_loss + learner.bc_weight * bc_loss
         self.actor_optim.zero_grad()
         self.critic_optim.zero_grad()
         (actor_loss + critic_loss).backward()
@@ -413,8 +438,9 @@ class IqlGailLearner(GailLearner):
         self.updates += 1
         stats.update(
             critic_loss=float(critic_loss.detach()),
-            actor_loss=float(losses["loss_actor"][:own].detach().mean()),
+            actor_loss=float(rl_loss.detach()),
             bc_loss=float(bc_loss.detach()),
+            advantage_weight_max=float(weights[:own].max()),
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
         )
