@@ -405,6 +405,8 @@ def test_recorded_action_is_the_executed_or_the_commanded_one():
 def test_the_rl_term_steers_the_dimensions_the_replay_varies():
     config = GailConfig()
     config.learner.noise_dims = [0, 1, 2, 6]
+    assert config.steered_dims(perturbed=True) == [0, 1, 2, 6]  # default: commanded
+    config.record_action = "executed"
     assert config.steered_dims(perturbed=False) == [0, 1, 2, 6]
     assert config.steered_dims(perturbed=True) == list(range(7))  # + the task's noise dims
     config.explore_perturbation = [0.0, 0.0]  # exploring episodes run clean
@@ -413,7 +415,7 @@ def test_the_rl_term_steers_the_dimensions_the_replay_varies():
     config.record_action = "commanded"
     assert config.steered_dims(perturbed=True) == [0, 1, 2, 6]
     config.record_action = "policy"
-    with pytest.raises(VismanipError, match="record_action must be one of executed, commanded"):
+    with pytest.raises(VismanipError, match="record_action must be one of commanded, executed"):
         config.check()
 
 

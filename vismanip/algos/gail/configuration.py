@@ -16,7 +16,7 @@ CHOICES = {
     "disc.reward": ("gail", "airl"),
     "reward_source": ("discriminator", "success"),
     "learner.type": ("sac", "iql", "ppo"),
-    "record_action": ("executed", "commanded"),
+    "record_action": ("commanded", "executed"),
 }
 
 
@@ -185,12 +185,14 @@ class GailConfig:
         from this range. [0, 1] mixes near-clean episodes, where the BC policy still
         reaches the goal so the learner sees successes, with full-strength ones (a
         curriculum without a schedule); evaluations always use the task's own (1).
-    record_action: what the replay keeps as each step's action: "executed" (what the
-        simulator ran: the policy's action plus a perturbed task's noise and pushes) or
-        "commanded" (the policy's output alone; runs A-K). The task's noise varies every
-        dimension, rotation included, where the policy's deterministic commands barely
-        move (runs I-K grew roll commands the critic had never seen vary): recorded, it
-        is exploration the critic learns from without the policy adding any.
+    record_action: what the replay keeps as each step's action: "commanded" (the
+        policy's output, exploration noise included) or "executed" (what the simulator
+        ran: that plus a perturbed task's noise and pushes). The task's noise varies
+        every dimension, rotation included, where the policy's commands barely move, so
+        "executed" shows the critic actions it would not see otherwise; but a push
+        replaces the action for 4 steps, and an actor that regresses onto executed
+        actions (`learner.type=iql`) then imitates pushes: run O declined where run P,
+        the same with "commanded", did not.
     """
 
     init: str = ""
@@ -210,7 +212,7 @@ class GailConfig:
     eval_episodes: int = 20
     overlap_rollouts: bool = True
     explore_perturbation: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    record_action: str = "executed"
+    record_action: str = "commanded"
     disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
 
