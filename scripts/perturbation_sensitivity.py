@@ -7,6 +7,7 @@ GAIL experiment 1's diagnosis came from it: BC on clean Lift demos survives posi
 tilted gripper, so the policy never learned to turn it back.
 
     python scripts/perturbation_sensitivity.py runs/gail_exp/bc60/last.ckpt --task lift --episodes 10
+    python scripts/perturbation_sensitivity.py CKPT --episodes 20 --noise --strengths 0.5 --no-parts
 """
 
 from __future__ import annotations
@@ -29,8 +30,16 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--task", default="lift", help="a task with a *_perturbed variant")
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--noise", type=float, nargs="+", default=[0.1, 0.2])
+    parser.add_argument(
+        "--noise", type=float, nargs="*", default=[0.1, 0.2], help="none: skip these rows"
+    )
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0])
+    parser.add_argument(
+        "--parts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the perturbation's noise alone and its pushes alone",
+    )
     args = parser.parse_args()
     loaded = load_policy(args.checkpoint)
     policy = loaded.weights.build()
@@ -68,10 +77,14 @@ def main() -> None:
             env.perturbation_strength = strength
             print(f"{perturbed} at strength {strength}: {successes(env)}/{args.episodes}")
         env.perturbation_strength = 1.0
-        for name, part in {
-            "its action noise only": replace(own, push_prob=0.0),
-            "its pushes only": replace(own, action_noise=0.0),
-        }.items():
+        for name, part in (
+            {}
+            if not args.parts
+            else {
+                "its action noise only": replace(own, push_prob=0.0),
+                "its pushes only": replace(own, action_noise=0.0),
+            }
+        ).items():
             env.spec = replace(env.spec, perturbation=part)
             print(f"{perturbed}, {name}: {successes(env)}/{args.episodes}")
     finally:
