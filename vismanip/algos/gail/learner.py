@@ -320,6 +320,21 @@ class GailLearner(AdversarialLearner):
         batch["next", "reward"] = self.reward(batch)
         return batch, expert, len(batch) - demos, stats
 
+    def _step(
+        self, loss: Tensor, train_actor: bool, actor_optimizers: list[torch.optim.Optimizer]
+    ) -> None:
+        """One backward pass through the actor's and the critic's losses: the critic and
+        its targets always step, the actor's optimizers only once the actor trains."""
+        for optimizer in [*actor_optimizers, self.critic_optim]:
+            optimizer.zero_grad()
+        loss.backward()
+        if train_actor:
+            for optimizer in actor_optimizers:
+                optimizer.step()
+        self.critic_optim.step()
+        self.target_update.step()
+        self.updates += 1
+
     # ------------------------------------------------------------------ one update
     def update(self, train_actor: bool = True) -> dict[str, float]:
         """One D step (every `disc.updates_every`), one SAC step with the BC term; with
@@ -333,16 +348,9 @@ class GailLearner(AdversarialLearner):
         )
         critic_loss = losses["loss_qvalue"].mean()
         alpha_loss = losses["loss_alpha"][:own].mean()  # entropy where the policy acts
-        self.actor_optim.zero_grad()
-        self.critic_optim.zero_grad()
-        self.alpha_optim.zero_grad()
-        (actor_loss + critic_loss + alpha_loss).backward()
-        if train_actor:
-            self.actor_optim.step()
-            self.alpha_optim.step()
-        self.critic_optim.step()
-        self.target_update.step()
-        self.updates += 1
+        self._step(
+            actor_loss + critic_loss + alpha_loss, train_actor, [self.actor_optim, self.alpha_optim]
+        )
         stats.update(
             critic_loss=float(critic_loss.detach()),
             actor_loss=float(losses["loss_actor"][:own].detach().mean()),
@@ -428,14 +436,7 @@ class IqlGailLearner(GailLearner):
         bc_loss = self._bc_loss(expert)
         learner = self.config.learner
         actor_loss = learner.rl_weight * rl_loss + learner.bc_weight * bc_loss
-        self.actor_optim.zero_grad()
-        self.critic_optim.zero_grad()
-        (actor_loss + critic_loss).backward()
-        if train_actor:
-            self.actor_optim.step()
-        self.critic_optim.step()
-        self.target_update.step()
-        self.updates += 1
+        self._step(actor_loss + critic_loss, train_actor, [self.actor_optim])
         stats.update(
             critic_loss=float(critic_loss.detach()),
             actor_loss=float(rl_loss.detach()),
