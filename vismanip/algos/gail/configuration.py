@@ -92,7 +92,7 @@ class IqlConfig:
 class LearnerConfig:
     """The RL learner on the policy's head: `type` "sac" (off-policy, DAC-style, the
     default), "iql" (off-policy, DAC-style, implicit Q-learning: the actor regresses onto
-    executed actions weighted by their advantage; knobs in `iql`) or "ppo" (on-policy,
+    the replay's and the demos' actions weighted by their advantage; knobs in `iql`) or "ppo" (on-policy,
     the original GAIL; its own knobs in `ppo`).
 
     batch_size: transitions per update (as many expert ones for D and the BC term).

@@ -366,14 +366,15 @@ class IqlGailLearner(GailLearner):
     """DAC-style like `GailLearner`, with IQL's losses (Kostrikov et al., ICLR 2022) in
     place of SAC's: Q(s, a) learns from V(s') and V(s) is an upper expectile of Q over the
     replay's own actions, so no loss ever evaluates Q at an action the policy proposes.
-    The actor is advantage-weighted regression onto actions that were executed (the
-    replay's, with the task's noise, and the demos'), weights exp(temperature * (Q - V)).
+    The actor is advantage-weighted regression onto actions that were taken (the
+    replay's, as `record_action` kept them, and the demos'), weights
+    exp(temperature * (Q - V)).
     From torchrl: IQLLoss's Q and V losses and networks; ours: the actor's term (below).
 
     Why: with SAC (and with its entropy off) the actor climbed the critic to actions it
-    had never seen (run M: the policy's Q went from -8 to +9 within 2,000 updates while
+    had never seen (run M: the policy's Q went from -8 to +9 within 4,000 updates while
     every exploring episode began to fail), as offline-to-online RL from a BC start is
-    known to (AWAC, Nair et al. 2020). Regression onto executed actions cannot leave them.
+    known to (AWAC, Nair et al. 2020). Regression onto actions taken cannot leave them.
     """
 
     def _build_losses(self, config: GailConfig) -> None:
@@ -418,7 +419,7 @@ class IqlGailLearner(GailLearner):
 
     def update(self, train_actor: bool = True) -> dict[str, float]:
         """One D step (every `disc.updates_every`), IQL's Q and V steps, and the actor's:
-        advantage-weighted squared error to the executed actions, plus the BC term.
+        advantage-weighted squared error to the actions taken, plus the BC term.
 
         The actor's term is ours, not IQLLoss's: its log-likelihood of a tanh-Gaussian is
         dominated by the clipped actions at +-1 (atanh -> infinity; run N's actor loss
