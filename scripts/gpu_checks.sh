@@ -6,7 +6,7 @@
 # GPU. Each step is bounded by `timeout` and reported even if an earlier one failed.
 #
 #     OUT=gpu_checks bash scripts/gpu_checks.sh 2>&1 | tee gpu_checks.log
-#     SKIP="augmentation latency" bash scripts/gpu_checks.sh   # skip steps by first word
+#     SKIP="augmentation latency" bash scripts/gpu_checks.sh   # skip steps by their first word
 set -u
 out=${OUT:-gpu_checks}
 work=$(mktemp -d)
@@ -35,7 +35,7 @@ with mujoco.Renderer(model, 84, 84) as renderer:
     print('GL_RENDERER:', GL.glGetString(GL.GL_RENDERER).decode())
 "
 step "render probe (vismanip.envs.rendering)" 60 python -m vismanip.envs.rendering
-step "env steps/s, EGL" 180 python scripts/bench_env.py --steps 200 --rounds 3 --episodes 0
+step "env steps/s with EGL" 180 python scripts/bench_env.py --steps 200 --rounds 3 --episodes 0
 step "collect 16 Lift demos, 8 workers" 240 vismanip collect --task lift --episodes 16 \
     --workers 8 --size 84 --out "$work/lift.hdf5"
 step "train 3 epochs on CUDA (CLI)" 240 vismanip train --config configs/bc/lift.yaml \
@@ -57,9 +57,9 @@ for _ in range(50):
     worst = max(worst, float(np.abs(cpu(*frames, proprio)[0] - gpu(*frames, proprio)[0]).max()))
 print(f'max |action cuda - action cpu| over 50 inputs: {worst:.2e}')
 "
-step "train throughput, CPU vs CUDA" 300 python scripts/bench_train.py --data "$work/lift.hdf5" \
+step "throughput of training, CPU vs CUDA" 300 python scripts/bench_train.py --data "$work/lift.hdf5" \
     --devices cpu,cuda --caches on --batches 20 --encoders compact,resnet18
-step "augmentation, CPU vs CUDA" 120 python scripts/bench_augment.py --rounds 5
+step "augmentation on CPU vs CUDA" 120 python scripts/bench_augment.py --rounds 5
 step "latency on CUDA" 240 python scripts/bench_latency.py --device cuda --iters 200 \
     --out "$out/latency.md"
 cp "$work"/bc/*.md "$out/" 2>/dev/null
