@@ -64,6 +64,8 @@ def load_policy(
             warnings.simplefilter("ignore", FutureWarning)
             module = torch.jit.load(str(path), map_location=device, _extra_files=files)
     metadata = json.loads(files[METADATA_FILE])
+    if metadata.get("stateful"):  # action chunking: call reset() at every episode's start
+        module.reset()
 
     def run_torch(*inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():

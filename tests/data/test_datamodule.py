@@ -69,3 +69,17 @@ def test_missing_key_and_nan_actions_are_clear_errors(tiny_dataset):
         file["data/demo_1/actions"][2, 0] = np.nan
     with pytest.raises(VismanipError, match="demo_1/actions contains NaN"):
         DemoDataset(path, ["demo_1"], KEYS, 1e9)
+
+
+def test_action_chunks_are_the_next_actions_masked_past_the_demo_end(tiny_dataset):
+    path, episodes = tiny_dataset  # demo lengths 5, 7, 6
+    dataset = DemoDataset(path, ["demo_0", "demo_1"], KEYS, cache_bytes=1e9, action_horizon=4)
+    demo_1 = np.asarray(episodes[1].actions, dtype=np.float32)
+    batch = dataset.__getitems__([6, 11, 4])  # demo_1 step 1, demo_1 step 6 (last), demo_0 last
+    assert batch["actions"].shape == (3, 4, 7) and batch["action_mask"].shape == (3, 4)
+    torch.testing.assert_close(batch["actions"][0], torch.from_numpy(demo_1[1:5]))
+    assert batch["action_mask"][0].all()
+    # the last step: its own action, then the last action repeated and masked out
+    torch.testing.assert_close(batch["actions"][1], torch.from_numpy(demo_1[[6, 6, 6, 6]]))
+    assert batch["action_mask"][1].tolist() == [True, False, False, False]
+    assert batch["action_mask"][2].tolist() == [True, False, False, False]

@@ -256,3 +256,65 @@ def test_killed_export_leaves_no_half_artifact_and_the_rerun_matches(trained, tm
         again = subprocess.run([*command, str(out)], capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr[-2000:]
         np.testing.assert_array_equal(ExportedArtifact(out)(*obs)[0], expected)
+
+
+@pytest.fixture(scope="module")
+def trained_chunks(trained, tmp_path_factory) -> Path:
+    """A chunk-head policy (stateful: temporal ensembling) trained on the same data."""
+    _, data = trained
+    config = TrainConfig(
+        data=str(data),
+        output_dir=str(tmp_path_factory.mktemp("chunks") / "run"),
+        loader=LoaderConfig(batch_size=16),
+        trainer=TrainerConfig(max_epochs=1),
+        rollout=RolloutConfig(every_n_epochs=0),
+        policy=ImagePolicyConfig(
+            cameras=CAMERAS,
+            lowdim_keys=["robot0_eef_pos"],
+            num_keypoints=8,
+            feature_dim=16,
+            head="chunk",
+            chunk_size=5,
+            ensemble_decay=0.3,
+        ),
+    )
+    return Path(train(config))
+
+
+def test_chunking_policy_exports_with_its_state_and_reset(trained, trained_chunks, tmp_path):
+    from vismanip.policies.artifact import ExportedPolicyActor
+
+    _, data = trained
+    out = tmp_path / "chunks.pt"
+    report = export_policy(trained_chunks, out)
+    assert report.max_abs_diff <= PARITY_TOLERANCE["torchscript"] and report.samples > 5
+    metadata = ExportedArtifact(out).metadata
+    assert metadata["stateful"] is True and metadata["batch"].startswith("1")
+
+    # As evaluation runs it: episode after episode, reset() between; the artifact's actions
+    # follow the eager policy's ensembled ones step by step, and differ from its stateless
+    # first-of-chunk actions (the state is really there).
+    eager = load_policy(trained_chunks).weights.build()
+    actor = ExportedPolicyActor(out)
+    obs = first_steps(eager, data)
+    for _ in range(2):
+        eager.reset()
+        actor.reset()
+        for t in range(8):
+            step = {key: value[t].numpy() for key, value in obs.items()}
+            expected = eager.select_action(step)
+            assert np.abs(actor.select_action(step) - expected).max() <= 1e-5
+    batch = {key: value[7:8] for key, value in obs.items()}
+    assert np.abs(eager.predict(batch)[0].detach().numpy() - expected).max() > 1e-6
+
+    with pytest.raises(VismanipError, match="keeps state between steps") as error:
+        export_policy(trained_chunks, tmp_path / "chunks.pt2")
+    assert "\n" not in str(error.value) and not (tmp_path / "chunks.pt2").exists()
+
+
+def first_steps(policy, data: Path) -> dict[str, torch.Tensor]:
+    """The first demo's first 8 observations, by key."""
+    from vismanip.data.datamodule import DemoDataset
+
+    dataset = DemoDataset(data, ["demo_0"], policy.image_keys + policy.lowdim_keys, 0)
+    return dataset.__getitems__(list(range(8)))["obs"]

@@ -70,3 +70,12 @@ def test_weights_and_scene_round_trip(tmp_path):
 
 
 _LOWDIM = {"robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2}
+
+
+def test_descriptions_saved_before_a_config_key_existed_still_match():
+    config = ImagePolicyConfig(cameras=["agentview"], lowdim_keys=["robot0_eef_pos"])
+    policy = ImagePolicy(config, 32, {"robot0_eef_pos": 3})
+    old = policy.describe()
+    for key in ("chunk_size", "ensemble_decay"):  # keys added after the first checkpoints
+        del old["config"][key]
+    assert ImagePolicy.complete_description(old) == policy.describe()

@@ -60,3 +60,53 @@ def test_bad_settings_name_the_choice():
         ImagePolicy(ImagePolicyConfig(cameras=["agentview"], encoder="vit"), 32, LOWDIM)
     with pytest.raises(VismanipError, match="policy.head"):
         ImagePolicy(ImagePolicyConfig(cameras=["agentview"], head="diffusion"), 32, LOWDIM)
+
+
+def _chunk_batch(size=8, chunk=4):
+    batch = _batch(size)
+    generator = torch.Generator().manual_seed(1)
+    batch["actions"] = torch.rand(size, chunk, 7, generator=generator) * 2 - 1
+    batch["action_mask"] = torch.ones(size, chunk, dtype=torch.bool)
+    batch["action_mask"][:, 2:] = False
+    return batch
+
+
+def test_chunk_head_learns_only_the_actions_inside_the_demo():
+    policy = ImagePolicy(
+        ImagePolicyConfig(cameras=["agentview"], head="chunk", chunk_size=4), 32, LOWDIM
+    )
+    batch = _chunk_batch()
+    loss, _ = policy(batch)
+    assert policy.predict_chunk(batch["obs"]).shape == (8, 4, 7)
+    assert policy.predict(batch["obs"]).shape == (8, 7)
+    batch["actions"][:, 2:] = 0.9  # padded targets: the loss must not see them
+    torch.testing.assert_close(policy(batch)[0], loss)
+    batch["actions"][:, 1] = 0.9
+    assert not torch.allclose(policy(batch)[0], loss)
+
+
+def test_temporal_ensemble_weighs_earlier_chunks_and_reset_forgets_them():
+    decay = 0.5
+    config = ImagePolicyConfig(
+        cameras=["agentview"], head="chunk", chunk_size=3, ensemble_decay=decay
+    )
+    policy = ImagePolicy(config, 32, LOWDIM).eval()
+    obs = _batch(size=3)["obs"]
+    steps = [{key: value[t].numpy() for key, value in obs.items()} for t in range(3)]
+    chunks = [policy.predict_chunk({k: v[t : t + 1] for k, v in obs.items()})[0] for t in range(3)]
+    policy.reset()
+    taken = [torch.from_numpy(policy.select_action(step)).float() for step in steps]
+    torch.testing.assert_close(taken[0], chunks[0][0])  # the first chunk alone
+    # step 1: the chunk from step 0 (one step older) weighs exp(decay), the new one 1
+    older = torch.exp(torch.tensor(decay))
+    torch.testing.assert_close(taken[1], (chunks[1][0] + older * chunks[0][1]) / (1 + older))
+    expected = (chunks[2][0] + older * chunks[1][1] + older**2 * chunks[0][2]) / (
+        1 + older + older**2
+    )
+    torch.testing.assert_close(taken[2], expected)
+    policy.reset()  # a new episode starts from its own first chunk only
+    torch.testing.assert_close(
+        torch.from_numpy(policy.select_action(steps[2])).float(), chunks[2][0]
+    )
+    # run-time state is not part of the weights
+    assert not any("ensemble" in key for key in policy.state_dict())

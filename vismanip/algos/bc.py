@@ -305,6 +305,7 @@ def build(config: TrainConfig) -> BCSetup:
         policy.image_keys + policy.lowdim_keys,
         config.seed,
         train_transform=sample_augment,
+        action_horizon=config.policy.action_horizon,
     )
     data.setup()
     assert data.train_set is not None  # setup() made it

@@ -45,7 +45,12 @@ class LoaderConfig:
 
 
 class DemoDataset(Dataset):
-    """(obs, action) samples of the named demos; images uint8 (H, W, 3), upright."""
+    """(obs, action) samples of the named demos; images uint8 (H, W, 3), upright.
+
+    action_horizon > 1 (action chunking): each sample's target is the next `action_horizon`
+    actions of its demo, (k, A), with "action_mask" (k,) False where they run past the
+    demo's end (there the last action is repeated and the loss ignores it, as in ACT).
+    """
 
     def __init__(
         self,
@@ -54,9 +59,11 @@ class DemoDataset(Dataset):
         obs_keys: list[str],
         cache_bytes: float,
         transform: SampleTransform | None = None,
+        action_horizon: int = 1,
     ) -> None:
         self.path = Path(path)
         self.obs_keys = list(obs_keys)
+        self.action_horizon = action_horizon
         self.transform = transform  # per-sample image augmentation (albumentations), or None
         self._file: h5py.File | None = None
         with open_dataset(self.path) as file:
@@ -120,25 +127,38 @@ class DemoDataset(Dataset):
         return self.__getitems__([item])
 
     def __getitems__(self, items: list[int]) -> dict:
-        """A whole batch at once: {"obs": {key: tensor}, "actions": tensor}."""
+        """A whole batch at once: {"obs": {key: tensor}, "actions": tensor} (+ "action_mask"
+        with an action horizon)."""
         rows = self.index[np.asarray(items)]
-        batch: dict[str, list[np.ndarray]] = {key: [] for key in (*self.obs_keys, "actions")}
+        chunked = self.action_horizon > 1
+        keys = (*self.obs_keys, "actions", *(["action_mask"] if chunked else []))
+        batch: dict[str, list[np.ndarray]] = {key: [] for key in keys}
         for demo_i in np.unique(rows[:, 0]):
             steps = rows[rows[:, 0] == demo_i, 1]
             demo = self._demo(int(demo_i))
-            for key in batch:
+            for key in self.obs_keys:
                 batch[key].append(demo[key][steps])
+            if chunked:
+                ahead = steps[:, None] + np.arange(self.action_horizon)  # (n, k)
+                length = len(demo["actions"])
+                batch["actions"].append(demo["actions"][np.minimum(ahead, length - 1)])
+                batch["action_mask"].append(ahead < length)
+            else:
+                batch["actions"].append(demo["actions"][steps])
         order = np.argsort(np.argsort(rows[:, 0], kind="stable"), kind="stable")
         stacked = {
             key: torch.from_numpy(np.concatenate(parts)[order]) for key, parts in batch.items()
         }
         actions = stacked.pop("actions")
+        action_mask = stacked.pop("action_mask", None)
         if self.transform is not None:
             image_keys = [key for key in self.obs_keys if key.endswith("_image")]
             for row in range(len(actions)):
                 sample = {key: stacked[key][row].numpy() for key in image_keys}
                 for key, image in self.transform(sample).items():
                     stacked[key][row] = torch.from_numpy(np.ascontiguousarray(image))
+        if action_mask is not None:
+            return {"obs": stacked, "actions": actions, "action_mask": action_mask}
         return {"obs": stacked, "actions": actions}
 
     def action_range(self) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +207,12 @@ class MultiFileDataset(Dataset):
             key: torch.cat([batch["obs"][key] for _, batch in pieces])[order]
             for key in pieces[0][1]["obs"]
         }
-        return {"obs": obs, "actions": torch.cat([b["actions"] for _, b in pieces])[order]}
+        targets = {  # "actions", and "action_mask" with an action horizon
+            key: torch.cat([batch[key] for _, batch in pieces])[order]
+            for key in pieces[0][1]
+            if key != "obs"
+        }
+        return {"obs": obs, **targets}
 
     def action_range(self) -> tuple[np.ndarray, np.ndarray]:
         ranges = [part.action_range() for part in self.parts]
@@ -236,9 +261,11 @@ class DemoDataModule(L.LightningDataModule):
         obs_keys: list[str],
         seed: int = 0,
         train_transform: SampleTransform | None = None,
+        action_horizon: int = 1,
     ) -> None:
         super().__init__()
         self.train_transform = train_transform
+        self.action_horizon = action_horizon
         if not path:
             raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
         self.path = path
@@ -292,12 +319,20 @@ class DemoDataModule(L.LightningDataModule):
                 f"{path}: mask/{self.config.valid_mask} is empty; add demos to it, or "
                 "train without validation: loader.valid_mask=''"
             )
-        train_set = DemoDataset(path, train, self.obs_keys, cache, self.train_transform)
+        train_set = DemoDataset(
+            path, train, self.obs_keys, cache, self.train_transform, self.action_horizon
+        )
         if check_batch:
             split = f"mask/{self.config.train_mask}" if has_masks else "all demos"
             self._check_one_batch(train_set, str(path), split)
         valid_set = (
-            DemoDataset(path, valid, self.obs_keys, cache - train_set.cached_bytes)
+            DemoDataset(
+                path,
+                valid,
+                self.obs_keys,
+                cache - train_set.cached_bytes,
+                action_horizon=self.action_horizon,
+            )
             if valid
             else None
         )

@@ -56,27 +56,43 @@ class DeployablePolicy(nn.Module):
     def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
         images = inputs[: self.num_cameras]
         obs = dict(zip(self.policy.image_keys, images, strict=True))
+        ok = torch.ones(images[0].shape[0], dtype=torch.bool)  # (uint8 images are finite)
         if self.proprio_dims:
             proprio = inputs[self.num_cameras].float()
             parts = torch.split(proprio, self.proprio_dims, dim=-1)
             obs.update(zip(self.policy.lowdim_keys, parts, strict=True))
-        action = self.policy.predict(obs)
-        ok = torch.isfinite(action).all(dim=-1)
-        if self.proprio_dims:  # (uint8 images are always finite)
-            ok = ok & torch.isfinite(proprio).all(dim=-1)
+            ok = torch.isfinite(proprio).all(dim=-1)
+        if self.policy.ensemble is None:
+            action = self.policy.predict(obs)
+            ok = ok & torch.isfinite(action).all(dim=-1)
+        else:  # a bad chunk is replaced before it enters the ensemble's memory
+            chunk = self.policy.predict_chunk(obs)
+            ok = ok & torch.isfinite(chunk).flatten(1).all(dim=-1)
+            chunk = torch.where(ok[:, None, None], chunk, self.hold_action.expand_as(chunk))
+            action = self.policy.ensemble(chunk)
         clamped = torch.maximum(
             torch.minimum(action, self.policy.action_high), self.policy.action_low
         )
         safe = torch.where(ok[:, None], clamped, self.hold_action.expand_as(clamped))
         return safe, ~ok
 
+    def reset(self) -> Tensor:
+        """Stateful policies: call at each episode's start. Returns the cleared state
+        because a traced method must return something."""
+        if self.policy.ensemble is None:
+            return torch.zeros(0)
+        self.policy.ensemble.reset()
+        return self.policy.ensemble.filled
+
 
 def input_names(policy: ImagePolicy) -> list[str]:
     return [*policy.image_keys, *(["proprio"] if policy.lowdim_keys else [])]
 
 
-def example_inputs(policy: ImagePolicy, batch: int = 2, size: int | None = None) -> tuple:
-    """Random inputs of the right dtypes and shapes (batch 2: export keeps the batch dynamic)."""
+def example_inputs(policy: ImagePolicy, batch: int | None = None, size: int | None = None) -> tuple:
+    """Random inputs of the right dtypes and shapes (batch 2: export keeps the batch dynamic;
+    batch 1 for a stateful policy, which serves one robot)."""
+    batch = batch or (1 if policy.stateful else 2)
     size = size or policy.image_size
     generator = torch.Generator().manual_seed(0)
     images = [
@@ -104,6 +120,13 @@ def build_metadata(
         "vismanip_version": vismanip.__version__,
         "format": fmt,
         "inputs": input_names(policy),
+        "stateful": policy.stateful,
+        "batch": (
+            "1: one robot per artifact (the action depends on earlier steps); call reset() at "
+            "each episode's start"
+            if policy.stateful
+            else "any"
+        ),
         "outputs": ["action", "fallback"],
         "cameras": list(policy.config.cameras),
         "image_size": policy.image_size,

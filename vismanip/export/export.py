@@ -49,6 +49,53 @@ def recorded_inputs(policy: ImagePolicy, data: Path, samples: int) -> tuple[torc
     return (*images, proprio)
 
 
+def recorded_episodes(
+    policy: ImagePolicy, data: Path, samples: int, episodes: int = 2
+) -> list[list[tuple[torch.Tensor, ...]]]:
+    """For a stateful policy: `samples` observations as consecutive steps (batch 1) from the
+    start of the first `episodes` demos, so parity covers the state and its reset."""
+    with open_dataset(data) as file:
+        demos = demo_names(file)[:episodes]
+    keys = policy.image_keys + policy.lowdim_keys
+    dataset = DemoDataset(data, demos, keys, cache_bytes=0)
+    steps = max(1, samples // len(demos))
+    sequences = []
+    for demo, length in enumerate(dataset.lengths):
+        start = int(sum(dataset.lengths[:demo]))
+        obs = dataset.__getitems__(list(range(start, start + min(steps, length))))["obs"]
+        images = [obs[key] for key in policy.image_keys]
+        proprio = (
+            [torch.cat([obs[key].float() for key in policy.lowdim_keys], dim=-1)]
+            if policy.lowdim_keys
+            else []
+        )
+        sequences.append(
+            [tuple(x[t : t + 1] for x in (*images, *proprio)) for t in range(len(images[0]))]
+        )
+    return sequences
+
+
+def sequence_difference(
+    eager: DeployablePolicy,
+    artifact: ExportedArtifact,
+    episodes: list[list[tuple[torch.Tensor, ...]]],
+) -> float:
+    """Largest |artifact - eager| action stepping both through whole episodes, each after
+    reset() (the state is part of what must match). Inf if a fallback flag disagrees."""
+    worst = 0.0
+    for steps in episodes:
+        eager.reset()
+        artifact.reset()
+        for inputs in steps:
+            with torch.no_grad():
+                expected, expected_flag = (t.numpy() for t in eager(*inputs))
+            action, flag = artifact(*inputs)
+            if not np.array_equal(flag, expected_flag):
+                return float("inf")
+            worst = max(worst, float(np.abs(action - expected).max()))
+    return worst
+
+
 def max_difference(
     eager: DeployablePolicy, artifact: ExportedArtifact, inputs: tuple[torch.Tensor, ...]
 ) -> float:
@@ -95,12 +142,21 @@ def export_policy(
     policy = weights.build()
     module = DeployablePolicy(policy)
     metadata = build_metadata(policy, loaded.env_config, train_config, fmt)
-    inputs = recorded_inputs(policy, data_path, samples)
+    if policy.stateful:
+        episodes = recorded_episodes(policy, data_path, samples)
+        samples = sum(len(steps) for steps in episodes)
+    else:
+        inputs = recorded_inputs(policy, data_path, samples)
 
     unverified = out.with_name(f"{out.stem}.unverified{out.suffix}")
     try:
         write_artifact(module, example_inputs(policy), unverified, fmt, metadata)
-        difference = max_difference(module, ExportedArtifact(unverified), inputs)
+        artifact = ExportedArtifact(unverified)
+        difference = (
+            sequence_difference(module, artifact, episodes)
+            if policy.stateful
+            else max_difference(module, artifact, inputs)
+        )
         if not difference <= PARITY_TOLERANCE[fmt]:
             raise VismanipError(
                 f"{fmt} artifact differs from the eager policy by {difference:.2e} "

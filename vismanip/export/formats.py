@@ -54,11 +54,20 @@ def write_artifact(
 ) -> None:
     """Trace/export `module` on `inputs` and write it to `path` (atomically)."""
     text = json.dumps(metadata, indent=1)
+    if module.policy.stateful and fmt != "torchscript":
+        raise VismanipError(
+            f"policy.head={module.policy.config.head} keeps state between steps, which only "
+            "the TorchScript artifact carries (with its reset()): export to a .pt file"
+        )
     # torch.export wants .pt2 names: the temporary keeps the suffix
     temporary_name = f"{path.stem}.tmp{path.suffix}"
     with atomic_write(path, temporary_name) as tmp, quietly(), torch.no_grad():
         if fmt == "torchscript":
-            traced = torch.jit.trace(module, inputs, check_trace=False)
+            methods = {"forward": inputs}
+            if module.policy.stateful:  # a robot calls reset() at each episode's start
+                methods["reset"] = ()
+            traced = torch.jit.trace_module(module, methods, check_trace=False)
+            module.reset()  # tracing stepped the state once
             torch.jit.save(traced, str(tmp), _extra_files={METADATA_FILE: text})
         elif fmt == "torch_export":
             program = torch.export.export(

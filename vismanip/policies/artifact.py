@@ -101,6 +101,11 @@ class ExportedArtifact:
             raise VismanipError(f"{self.path}: exported without vismanip metadata")
         self.metadata: dict = json.loads(text)
 
+    def reset(self) -> None:
+        """Start a new episode: clears a stateful (action-chunking) policy's memory."""
+        if self.metadata.get("stateful"):  # only TorchScript artifacts carry state
+            self._module.reset()
+
     def __call__(self, *inputs: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(action (B, A) float32, fallback (B,) bool) for one batch of inputs."""
         if self.format == "onnx":
@@ -127,7 +132,7 @@ class ExportedPolicyActor:
         self.proprio_keys = list(meta["proprio_keys"])
 
     def reset(self) -> None:
-        """The exported policies keep no history."""
+        self.artifact.reset()
 
     def select_action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         inputs = [np.ascontiguousarray(obs[key])[None] for key in self.image_keys]

@@ -166,7 +166,7 @@ def load_policy(path: str | Path) -> LoadedPolicy:
         return LoadedPolicy(
             path,
             partial(ExportedPolicyActor, str(path.resolve())),
-            metadata["policy"],
+            ImagePolicy.complete_description(metadata["policy"]),
             EnvConfig.from_dict(stored_env) if stored_env else None,
         )
     checkpoint = read_checkpoint(path)
@@ -177,10 +177,11 @@ def load_policy(path: str | Path) -> LoadedPolicy:
         if key.startswith(STATE_PREFIX)
     }
     stored_env = meta.get("env_config")
+    description = ImagePolicy.complete_description(meta["policy"])
     return LoadedPolicy(
         path,
-        PolicyWeights(meta["policy"], state),
-        meta["policy"],
+        PolicyWeights(description, state),
+        description,
         EnvConfig.from_dict(stored_env) if stored_env else None,
         meta.get("train_config"),
     )

@@ -17,9 +17,16 @@ class ImagePolicyConfig:
     num_keypoints: spatial soft-argmax keypoints per camera (robomimic's SpatialSoftmax).
     feature_dim: features per camera after the keypoint projection.
     hidden_dims: MLP widths between fused features and the action head.
-    head: "deterministic" (tanh MLP, `loss` L1 or MSE) or "gmm" (Gaussian mixture, NLL).
-    loss: "l1" or "mse" for the deterministic head.
+    head: "deterministic" (tanh MLP, `loss` L1 or MSE), "gmm" (Gaussian mixture, NLL) or
+        "chunk" (action chunking as in ACT, Zhao et al. 2023: a tanh MLP predicts the next
+        `chunk_size` actions; at run time every step predicts a chunk and the action taken
+        is the weighted mean of what the last `chunk_size` chunks said for this step).
+    loss: "l1" or "mse" for the deterministic and chunk heads.
     gmm_modes: mixture components of the GMM head.
+    chunk_size: actions per chunk (chunk head).
+    ensemble_decay: ACT's temporal-ensembling rate m: the prediction made i steps earlier
+        weighs exp(m * i), so older predictions count more and actions change smoothly;
+        0 averages them equally.
     """
 
     cameras: list[str] = field(default_factory=list)
@@ -33,3 +40,10 @@ class ImagePolicyConfig:
     head: str = "deterministic"
     loss: str = "l1"
     gmm_modes: int = 5
+    chunk_size: int = 10
+    ensemble_decay: float = 0.01
+
+    @property
+    def action_horizon(self) -> int:
+        """Actions per training target: the chunk for the chunk head, else one."""
+        return self.chunk_size if self.head == "chunk" else 1

@@ -43,6 +43,7 @@ def _resnet18_trunk() -> tuple[nn.Module, int]:
 
 
 TRUNKS = {"compact": _compact_trunk, "resnet18": _resnet18_trunk}
+HEADS = ("deterministic", "gmm", "chunk")
 
 
 class SpatialSoftArgmax(nn.Module):
@@ -89,6 +90,45 @@ class CameraEncoder(nn.Module):
         return self.project(points.flatten(1))
 
 
+class TemporalEnsemble(nn.Module):
+    """ACT's temporal ensembling of action chunks, for one robot (batch 1).
+
+    Every step a new chunk arrives; row j of `chunks` is the chunk predicted j steps ago,
+    whose entry j is its action for now. The action taken is their mean weighted by
+    exp(decay * j) over the rows predicted since `reset()`. Hand-written (LeRobot's ACT has
+    one, but LeRobot's package would move our torch pin): it is kept as buffers and tensor
+    ops without Python branches, so a traced TorchScript artifact carries the same state
+    and gives the same actions as the eager policy.
+    """
+
+    chunks: Tensor
+    filled: Tensor
+    weights: Tensor
+    diagonal: Tensor
+
+    def __init__(self, chunk_size: int, action_dim: int, decay: float) -> None:
+        super().__init__()
+        # not persistent: run-time state, never part of a checkpoint's weights
+        self.register_buffer("chunks", torch.zeros(chunk_size, chunk_size, action_dim), False)
+        self.register_buffer("filled", torch.zeros(chunk_size), False)
+        self.register_buffer("weights", torch.exp(decay * torch.arange(chunk_size)), False)
+        self.register_buffer("diagonal", torch.arange(chunk_size), False)
+
+    def reset(self) -> None:
+        """Forget every chunk: the next action comes from the next chunk alone."""
+        self.filled.zero_()
+
+    def forward(self, chunk: Tensor) -> Tensor:
+        """(1, chunk_size, A) newest chunk -> (1, A) ensembled action for this step."""
+        chunks = torch.cat([chunk[:1].detach(), self.chunks[:-1]])  # run-time state: no grad
+        filled = torch.cat([torch.ones_like(self.filled[:1]), self.filled[:-1]])
+        self.chunks.copy_(chunks)
+        self.filled.copy_(filled)
+        for_now = chunks[self.diagonal, self.diagonal]  # (chunk_size, A)
+        weights = self.weights * filled
+        return ((weights[:, None] * for_now).sum(0) / weights.sum())[None]
+
+
 class ImagePolicy(nn.Module):
     # buffers (registered in __init__), typed for the checker
     lowdim_mean: Tensor
@@ -106,10 +146,12 @@ class ImagePolicy(nn.Module):
         super().__init__()
         if not config.cameras:
             raise VismanipError("policy.cameras is empty: name at least one camera")
-        if config.head not in ("deterministic", "gmm"):
+        if config.head not in HEADS:
             raise VismanipError(
-                f"policy.head must be 'deterministic' or 'gmm', not {config.head!r}"
+                f"policy.head must be one of {', '.join(HEADS)}, not {config.head!r}"
             )
+        if config.chunk_size < 1:
+            raise VismanipError(f"policy.chunk_size must be >= 1, not {config.chunk_size}")
         if config.loss not in ("l1", "mse"):
             raise VismanipError(f"policy.loss must be 'l1' or 'mse', not {config.loss!r}")
         self.config = config
@@ -134,10 +176,25 @@ class ImagePolicy(nn.Module):
             layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
             width = hidden
         self.trunk = nn.Sequential(*layers)
-        modes = config.gmm_modes if config.head == "gmm" else 1
-        # GMM: per mode a mean, a log-std and a logit; deterministic: one mean.
-        outputs = modes * (2 * action_dim + 1) if config.head == "gmm" else action_dim
+        # GMM: per mode a mean, a log-std and a logit; chunk: one mean per future step;
+        # deterministic: one mean.
+        outputs = {
+            "gmm": config.gmm_modes * (2 * action_dim + 1),
+            "chunk": config.chunk_size * action_dim,
+            "deterministic": action_dim,
+        }[config.head]
         self.head = nn.Linear(width, outputs)
+        self.ensemble = (
+            TemporalEnsemble(config.chunk_size, action_dim, config.ensemble_decay)
+            if config.head == "chunk"
+            else None
+        )
+
+    @property
+    def stateful(self) -> bool:
+        """True when an action depends on earlier steps (chunk head): then `reset()` must be
+        called at each episode's start, and a robot runs it with batch 1."""
+        return self.ensemble is not None
 
     # ------------------------------------------------------------------ statistics
     def set_normalization(self, lowdim_mean: np.ndarray, lowdim_std: np.ndarray) -> None:
@@ -197,8 +254,16 @@ class ImagePolicy(nn.Module):
         weights = torch.distributions.Categorical(logits=raw[..., -1])
         return torch.distributions.MixtureSameFamily(weights, components)
 
+    def predict_chunk(self, obs: dict[str, Tensor]) -> Tensor:
+        """Chunk head: (B, chunk_size, A) actions for this step and the next ones."""
+        hidden = self.features(obs)
+        return torch.tanh(self.head(hidden)).view(-1, self.config.chunk_size, self.action_dim)
+
     def predict(self, obs: dict[str, Tensor]) -> Tensor:
-        """Actions for a batch; the GMM answers with the mean of its most likely mode."""
+        """Actions for a batch, without history; the GMM answers with the mean of its most
+        likely mode, the chunk head with its chunk's first action (`act` ensembles)."""
+        if self.config.head == "chunk":
+            return self.predict_chunk(obs)[:, 0]
         hidden = self.features(obs)
         if self.config.head == "deterministic":
             return torch.tanh(self.head(hidden))
@@ -208,26 +273,40 @@ class ImagePolicy(nn.Module):
         index = best[:, None, None].expand(-1, 1, self.action_dim)
         return means.gather(1, index).squeeze(1)  # gather, not fancy indexing: exportable
 
+    def act(self, obs: dict[str, Tensor]) -> Tensor:
+        """The action to execute now for one robot's step (batch 1): `predict`, or for the
+        chunk head the temporal ensemble of this chunk with the earlier ones (state)."""
+        if self.ensemble is None:
+            return self.predict(obs)
+        return self.ensemble(self.predict_chunk(obs))
+
     def forward(
         self, batch: dict, image_transform: ImageTransform | None = None
     ) -> tuple[Tensor, dict[str, float]]:
-        """Training loss for a batch {"obs": {...}, "actions": (B, 7)} and what to log."""
+        """Training loss for a batch {"obs": {...}, "actions": (B, 7)} and what to log; the
+        chunk head reads "actions" (B, chunk_size, 7) and "action_mask" (B, chunk_size),
+        False past the demo's end, where the loss ignores the padded targets."""
         hidden = self.features(batch["obs"], image_transform)
         target = batch["actions"].float()
         if self.config.head == "gmm":
             loss = -self._mixture(hidden).log_prob(target.clamp(-0.999, 0.999)).mean()
+            return loss, {"loss": float(loss.detach())}
+        prediction = torch.tanh(self.head(hidden)).view(target.shape)
+        error = (
+            (prediction - target).abs() if self.config.loss == "l1" else (prediction - target) ** 2
+        )
+        if self.config.head == "chunk":
+            mask = batch["action_mask"].to(error.dtype)[..., None].expand_as(error)
+            loss = (error * mask).sum() / mask.sum()
         else:
-            prediction = torch.tanh(self.head(hidden))
-            loss = (
-                F.l1_loss(prediction, target)
-                if self.config.loss == "l1"
-                else F.mse_loss(prediction, target)
-            )
+            loss = error.mean()
         return loss, {"loss": float(loss.detach())}
 
     # ------------------------------------------------------------------ run time
     def reset(self) -> None:
-        """Called between episodes; this policy keeps no history."""
+        """Called at each episode's start: forgets the chunks of the last one (chunk head)."""
+        if self.ensemble is not None:
+            self.ensemble.reset()
 
     @torch.no_grad()
     def select_action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -239,7 +318,7 @@ class ImagePolicy(nn.Module):
             key: torch.as_tensor(np.asarray(obs[key])[None], device=device)
             for key in (*self.image_keys, *self.lowdim_keys)
         }
-        action = self.predict(batch)[0].cpu().numpy().astype(np.float64)
+        action = self.act(batch)[0].cpu().numpy().astype(np.float64)
         self.train(was_training)
         return action
 
@@ -253,6 +332,14 @@ class ImagePolicy(nn.Module):
             "lowdim_dims": self.lowdim_dims,
             "action_dim": self.action_dim,
         }
+
+    @staticmethod
+    def complete_description(description: dict) -> dict:
+        """A stored description with today's defaults for keys added since it was saved,
+        so it compares equal to `describe()` of the same architecture."""
+        from dataclasses import asdict
+
+        return {**description, "config": asdict(ImagePolicyConfig(**description["config"]))}
 
     @classmethod
     def from_description(cls, description: dict) -> ImagePolicy:
