@@ -83,3 +83,14 @@ def test_action_chunks_are_the_next_actions_masked_past_the_demo_end(tiny_datase
     torch.testing.assert_close(batch["actions"][1], torch.from_numpy(demo_1[[6, 6, 6, 6]]))
     assert batch["action_mask"][1].tolist() == [True, False, False, False]
     assert batch["action_mask"][2].tolist() == [True, False, False, False]
+
+
+def test_observation_history_repeats_the_first_frame_at_a_demo_start(tiny_dataset):
+    path, episodes = tiny_dataset
+    dataset = DemoDataset(path, ["demo_0", "demo_1"], KEYS, cache_bytes=0, obs_history=3)
+    batch = dataset.__getitems__([6, 8])  # demo_1 steps 1 and 3
+    assert batch["obs"]["agentview_image"].shape == (2, 3, 32, 32, 3)
+    single = DemoDataset(path, ["demo_1"], KEYS, cache_bytes=0)
+    frames = single.__getitems__(list(range(4)))["obs"]["robot0_eef_pos"]
+    torch.testing.assert_close(batch["obs"]["robot0_eef_pos"][0], frames[[0, 0, 1]])
+    torch.testing.assert_close(batch["obs"]["robot0_eef_pos"][1], frames[[1, 2, 3]])

@@ -258,13 +258,19 @@ def test_killed_export_leaves_no_half_artifact_and_the_rerun_matches(trained, tm
         np.testing.assert_array_equal(ExportedArtifact(out)(*obs)[0], expected)
 
 
-@pytest.fixture(scope="module")
-def trained_chunks(trained, tmp_path_factory) -> Path:
-    """A chunk-head policy (stateful: temporal ensembling) trained on the same data."""
+@pytest.fixture(scope="module", params=["chunk", "history"])
+def trained_stateful(request, trained, tmp_path_factory) -> Path:
+    """A stateful policy trained on the same data: action chunking (temporal ensembling)
+    or observation history (the last 3 observations)."""
     _, data = trained
+    state = (
+        {"head": "chunk", "chunk_size": 5, "ensemble_decay": 0.3}
+        if request.param == "chunk"
+        else {"frames": 3}
+    )
     config = TrainConfig(
         data=str(data),
-        output_dir=str(tmp_path_factory.mktemp("chunks") / "run"),
+        output_dir=str(tmp_path_factory.mktemp(request.param) / "run"),
         loader=LoaderConfig(batch_size=16),
         trainer=TrainerConfig(max_epochs=1),
         rollout=RolloutConfig(every_n_epochs=0),
@@ -273,28 +279,26 @@ def trained_chunks(trained, tmp_path_factory) -> Path:
             lowdim_keys=["robot0_eef_pos"],
             num_keypoints=8,
             feature_dim=16,
-            head="chunk",
-            chunk_size=5,
-            ensemble_decay=0.3,
+            **state,
         ),
     )
     return Path(train(config))
 
 
-def test_chunking_policy_exports_with_its_state_and_reset(trained, trained_chunks, tmp_path):
+def test_stateful_policy_exports_with_its_state_and_reset(trained, trained_stateful, tmp_path):
     from vismanip.policies.artifact import ExportedPolicyActor
 
     _, data = trained
-    out = tmp_path / "chunks.pt"
-    report = export_policy(trained_chunks, out)
+    out = tmp_path / "policy.pt"
+    report = export_policy(trained_stateful, out)
     assert report.max_abs_diff <= PARITY_TOLERANCE["torchscript"] and report.samples > 5
     metadata = ExportedArtifact(out).metadata
     assert metadata["stateful"] is True and metadata["batch"].startswith("1")
 
     # As evaluation runs it: episode after episode, reset() between; the artifact's actions
-    # follow the eager policy's ensembled ones step by step, and differ from its stateless
-    # first-of-chunk actions (the state is really there).
-    eager = load_policy(trained_chunks).weights.build()
+    # follow the eager policy's step by step, and differ from what it answers without its
+    # state (the state is really there).
+    eager = load_policy(trained_stateful).weights.build()
     actor = ExportedPolicyActor(out)
     obs = first_steps(eager, data)
     for _ in range(2):
@@ -305,11 +309,15 @@ def test_chunking_policy_exports_with_its_state_and_reset(trained, trained_chunk
             expected = eager.select_action(step)
             assert np.abs(actor.select_action(step) - expected).max() <= 1e-5
     batch = {key: value[7:8] for key, value in obs.items()}
+    if eager.config.frames > 1:  # predict() reads stacked observations: here the last one x3
+        batch = {
+            key: value[:, None].expand(-1, 3, *value.shape[1:]) for key, value in batch.items()
+        }
     assert np.abs(eager.predict(batch)[0].detach().numpy() - expected).max() > 1e-6
 
     with pytest.raises(VismanipError, match="keeps state between steps") as error:
-        export_policy(trained_chunks, tmp_path / "chunks.pt2")
-    assert "\n" not in str(error.value) and not (tmp_path / "chunks.pt2").exists()
+        export_policy(trained_stateful, tmp_path / "policy.pt2")
+    assert "\n" not in str(error.value) and not (tmp_path / "policy.pt2").exists()
 
 
 def first_steps(policy, data: Path) -> dict[str, torch.Tensor]:

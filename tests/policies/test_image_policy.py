@@ -110,3 +110,28 @@ def test_temporal_ensemble_weighs_earlier_chunks_and_reset_forgets_them():
     )
     # run-time state is not part of the weights
     assert not any("ensemble" in key for key in policy.state_dict())
+
+
+def test_observation_history_reads_the_last_frames_and_pads_the_first():
+    config = ImagePolicyConfig(cameras=["agentview"], frames=3, head="chunk", chunk_size=2)
+    policy = ImagePolicy(config, 32, LOWDIM).eval()
+    obs = _batch(size=3)["obs"]
+    steps = [{key: value[t].numpy() for key, value in obs.items()} for t in range(3)]
+
+    def stacked(order):  # (1, 3, ...) observations in the order given, oldest first
+        return {key: value[order][None] for key, value in obs.items()}
+
+    policy.reset()
+    first = torch.from_numpy(policy.select_action(steps[0])).float()
+    torch.testing.assert_close(first, policy.predict(stacked([0, 0, 0]))[0])
+    policy.select_action(steps[1])
+    policy.ensemble.reset()  # isolate the history: the next action is this chunk's first
+    third = torch.from_numpy(policy.select_action(steps[2])).float()
+    torch.testing.assert_close(third, policy.predict(stacked([0, 1, 2]))[0])
+    # training reads stacked batches (B, frames, ...) and learns
+    batch = _chunk_batch(size=4, chunk=2)
+    batch["obs"] = {
+        key: value[:, None].expand(-1, 3, *value.shape[1:]) for key, value in batch["obs"].items()
+    }
+    loss, _ = policy.train()(batch)
+    assert torch.isfinite(loss)

@@ -306,6 +306,7 @@ def build(config: TrainConfig) -> BCSetup:
         config.seed,
         train_transform=sample_augment,
         action_horizon=config.policy.action_horizon,
+        obs_history=config.policy.frames,
     )
     data.setup()
     assert data.train_set is not None  # setup() made it

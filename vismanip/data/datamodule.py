@@ -50,6 +50,8 @@ class DemoDataset(Dataset):
     action_horizon > 1 (action chunking): each sample's target is the next `action_horizon`
     actions of its demo, (k, A), with "action_mask" (k,) False where they run past the
     demo's end (there the last action is repeated and the loss ignores it, as in ACT).
+    obs_history > 1 (observation history): each obs key holds the last `obs_history`
+    observations, (n, ...) oldest first; a demo's first steps repeat its first one.
     """
 
     def __init__(
@@ -60,10 +62,12 @@ class DemoDataset(Dataset):
         cache_bytes: float,
         transform: SampleTransform | None = None,
         action_horizon: int = 1,
+        obs_history: int = 1,
     ) -> None:
         self.path = Path(path)
         self.obs_keys = list(obs_keys)
         self.action_horizon = action_horizon
+        self.obs_history = obs_history
         self.transform = transform  # per-sample image augmentation (albumentations), or None
         self._file: h5py.File | None = None
         with open_dataset(self.path) as file:
@@ -136,8 +140,14 @@ class DemoDataset(Dataset):
         for demo_i in np.unique(rows[:, 0]):
             steps = rows[rows[:, 0] == demo_i, 1]
             demo = self._demo(int(demo_i))
+            # (n,) steps, or (n, history) steps oldest first, clamped to the demo's start
+            seen = (
+                np.maximum(steps[:, None] + np.arange(1 - self.obs_history, 1), 0)
+                if self.obs_history > 1
+                else steps
+            )
             for key in self.obs_keys:
-                batch[key].append(demo[key][steps])
+                batch[key].append(demo[key][seen])
             if chunked:
                 ahead = steps[:, None] + np.arange(self.action_horizon)  # (n, k)
                 length = len(demo["actions"])
@@ -154,9 +164,11 @@ class DemoDataset(Dataset):
         if self.transform is not None:
             image_keys = [key for key in self.obs_keys if key.endswith("_image")]
             for row in range(len(actions)):
-                sample = {key: stacked[key][row].numpy() for key in image_keys}
-                for key, image in self.transform(sample).items():
-                    stacked[key][row] = torch.from_numpy(np.ascontiguousarray(image))
+                for frame in range(self.obs_history):  # each frame of a history draws anew
+                    where = (row, frame) if self.obs_history > 1 else (row,)
+                    sample = {key: stacked[key][where].numpy() for key in image_keys}
+                    for key, image in self.transform(sample).items():
+                        stacked[key][where] = torch.from_numpy(np.ascontiguousarray(image))
         if action_mask is not None:
             return {"obs": stacked, "actions": actions, "action_mask": action_mask}
         return {"obs": stacked, "actions": actions}
@@ -262,10 +274,12 @@ class DemoDataModule(L.LightningDataModule):
         seed: int = 0,
         train_transform: SampleTransform | None = None,
         action_horizon: int = 1,
+        obs_history: int = 1,
     ) -> None:
         super().__init__()
         self.train_transform = train_transform
         self.action_horizon = action_horizon
+        self.obs_history = obs_history
         if not path:
             raise VismanipError("no dataset given: pass data=path/to/demos.hdf5")
         self.path = path
@@ -320,7 +334,13 @@ class DemoDataModule(L.LightningDataModule):
                 "train without validation: loader.valid_mask=''"
             )
         train_set = DemoDataset(
-            path, train, self.obs_keys, cache, self.train_transform, self.action_horizon
+            path,
+            train,
+            self.obs_keys,
+            cache,
+            self.train_transform,
+            self.action_horizon,
+            self.obs_history,
         )
         if check_batch:
             split = f"mask/{self.config.train_mask}" if has_masks else "all demos"
@@ -332,6 +352,7 @@ class DemoDataModule(L.LightningDataModule):
                 self.obs_keys,
                 cache - train_set.cached_bytes,
                 action_horizon=self.action_horizon,
+                obs_history=self.obs_history,
             )
             if valid
             else None

@@ -62,11 +62,14 @@ class DeployablePolicy(nn.Module):
             parts = torch.split(proprio, self.proprio_dims, dim=-1)
             obs.update(zip(self.policy.lowdim_keys, parts, strict=True))
             ok = torch.isfinite(proprio).all(dim=-1)
-        if self.policy.ensemble is None:
+        if not self.policy.stateful:
             action = self.policy.predict(obs)
             ok = ok & torch.isfinite(action).all(dim=-1)
+        elif self.policy.ensemble is None:  # observation history alone
+            action = self.policy.act(obs)
+            ok = ok & torch.isfinite(action).all(dim=-1)
         else:  # a bad chunk is replaced before it enters the ensemble's memory
-            chunk = self.policy.predict_chunk(obs)
+            chunk = self.policy.chunk_from(self.policy.step_features(obs))
             ok = ok & torch.isfinite(chunk).flatten(1).all(dim=-1)
             chunk = torch.where(ok[:, None, None], chunk, self.hold_action.expand_as(chunk))
             action = self.policy.ensemble(chunk)
@@ -79,10 +82,13 @@ class DeployablePolicy(nn.Module):
     def reset(self) -> Tensor:
         """Stateful policies: call at each episode's start. Returns the cleared state
         because a traced method must return something."""
-        if self.policy.ensemble is None:
-            return torch.zeros(0)
-        self.policy.ensemble.reset()
-        return self.policy.ensemble.filled
+        self.policy.reset()
+        flags = [
+            state.filled.float()
+            for state in (self.policy.ensemble, self.policy.history)
+            if state is not None
+        ]
+        return torch.cat(flags) if flags else torch.zeros(0)
 
 
 def input_names(policy: ImagePolicy) -> list[str]:

@@ -27,6 +27,9 @@ class ImagePolicyConfig:
     ensemble_decay: ACT's temporal-ensembling rate m: the prediction made i steps earlier
         weighs exp(m * i), so older predictions count more and actions change smoothly;
         0 averages them equally.
+    frames: observation history: the policy reads the last `frames` observations, each
+        encoded by the same camera encoders, features concatenated oldest first. An
+        episode's first steps repeat its first observation (robomimic's frame stacking).
     """
 
     cameras: list[str] = field(default_factory=list)
@@ -42,6 +45,7 @@ class ImagePolicyConfig:
     gmm_modes: int = 5
     chunk_size: int = 10
     ensemble_decay: float = 0.01
+    frames: int = 1
 
     @property
     def action_horizon(self) -> int:

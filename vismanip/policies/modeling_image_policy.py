@@ -129,6 +129,36 @@ class TemporalEnsemble(nn.Module):
         return ((weights[:, None] * for_now).sum(0) / weights.sum())[None]
 
 
+class ObservationHistory(nn.Module):
+    """The encodings of the last `frames` steps, for one robot (batch 1).
+
+    After `reset()` the first step's encoding fills every slot: the same padding as
+    training, where a demo's first steps repeat its first observation (robomimic's frame
+    stacking). Buffers and branch-free tensor ops, so TorchScript carries it (see
+    TemporalEnsemble).
+    """
+
+    encodings: Tensor
+    filled: Tensor
+
+    def __init__(self, frames: int, width: int) -> None:
+        super().__init__()
+        self.register_buffer("encodings", torch.zeros(frames, width), False)
+        self.register_buffer("filled", torch.zeros(1, dtype=torch.bool), False)
+
+    def reset(self) -> None:
+        self.filled.zero_()
+
+    def forward(self, encoding: Tensor) -> Tensor:
+        """(1, W) this step's encoding -> (1, frames * W), oldest first."""
+        new = encoding[:1].detach()  # run-time state: no grad
+        shifted = torch.cat([self.encodings[1:], new])
+        encodings = torch.where(self.filled, shifted, new.expand_as(self.encodings))
+        self.encodings.copy_(encodings)
+        self.filled.fill_(1)
+        return encodings.flatten()[None]
+
+
 class ImagePolicy(nn.Module):
     # buffers (registered in __init__), typed for the checker
     lowdim_mean: Tensor
@@ -152,6 +182,8 @@ class ImagePolicy(nn.Module):
             )
         if config.chunk_size < 1:
             raise VismanipError(f"policy.chunk_size must be >= 1, not {config.chunk_size}")
+        if config.frames < 1:
+            raise VismanipError(f"policy.frames must be >= 1, not {config.frames}")
         if config.loss not in ("l1", "mse"):
             raise VismanipError(f"policy.loss must be 'l1' or 'mse', not {config.loss!r}")
         self.config = config
@@ -171,7 +203,8 @@ class ImagePolicy(nn.Module):
         self.register_buffer("action_low", -torch.ones(action_dim))
         self.register_buffer("action_high", torch.ones(action_dim))
         layers: list[nn.Module] = []
-        width = config.feature_dim * len(config.cameras) + lowdim_size
+        frame_width = config.feature_dim * len(config.cameras) + lowdim_size
+        width = frame_width * config.frames
         for hidden in config.hidden_dims:
             layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
             width = hidden
@@ -189,12 +222,14 @@ class ImagePolicy(nn.Module):
             if config.head == "chunk"
             else None
         )
+        self.history = ObservationHistory(config.frames, frame_width) if config.frames > 1 else None
 
     @property
     def stateful(self) -> bool:
-        """True when an action depends on earlier steps (chunk head): then `reset()` must be
-        called at each episode's start, and a robot runs it with batch 1."""
-        return self.ensemble is not None
+        """True when an action depends on earlier steps (chunk head, observation history):
+        then `reset()` must be called at each episode's start, and a robot runs it with
+        batch 1."""
+        return self.ensemble is not None or self.history is not None
 
     # ------------------------------------------------------------------ statistics
     def set_normalization(self, lowdim_mean: np.ndarray, lowdim_std: np.ndarray) -> None:
@@ -218,11 +253,11 @@ class ImagePolicy(nn.Module):
         images = images.permute(0, 3, 1, 2).float() / 255.0
         return F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear")
 
-    def encode(
+    def encode_frame(
         self, obs: dict[str, Tensor], image_transform: ImageTransform | None = None
     ) -> Tensor:
-        """Keypoint features of every camera and normalised proprio, concatenated: what the
-        MLP trunk reads. GAIL keeps this part frozen and trains what follows it."""
+        """One observation per row -> keypoint features of every camera and normalised
+        proprio, concatenated (B, frame width)."""
         parts = []
         for key, encoder in zip(self.image_keys, self.encoders, strict=True):
             images = self.preprocess_images(obs[key])
@@ -233,6 +268,22 @@ class ImagePolicy(nn.Module):
             lowdim = torch.cat([obs[key].float() for key in self.lowdim_keys], dim=-1)
             parts.append((lowdim - self.lowdim_mean) / self.lowdim_std)
         return torch.cat(parts, dim=-1)
+
+    def encode(
+        self, obs: dict[str, Tensor], image_transform: ImageTransform | None = None
+    ) -> Tensor:
+        """What the MLP trunk reads: `encode_frame` of each observation, or with
+        `frames` > 1 of each of the (B, frames, ...) stacked ones, concatenated oldest
+        first. GAIL keeps this part frozen and trains what follows it."""
+        frames = self.config.frames
+        if frames == 1:
+            return self.encode_frame(obs, image_transform)
+        flat = {key: value.flatten(0, 1) for key, value in obs.items()}  # (B * frames, ...)
+        return self.encode_frame(flat, image_transform).view(-1, frames * self.frame_width)
+
+    @property
+    def frame_width(self) -> int:
+        return self.config.feature_dim * len(self.image_keys) + sum(self.lowdim_dims.values())
 
     def features(
         self, obs: dict[str, Tensor], image_transform: ImageTransform | None = None
@@ -254,31 +305,47 @@ class ImagePolicy(nn.Module):
         weights = torch.distributions.Categorical(logits=raw[..., -1])
         return torch.distributions.MixtureSameFamily(weights, components)
 
-    def predict_chunk(self, obs: dict[str, Tensor]) -> Tensor:
+    def chunk_from(self, hidden: Tensor) -> Tensor:
         """Chunk head: (B, chunk_size, A) actions for this step and the next ones."""
-        hidden = self.features(obs)
         return torch.tanh(self.head(hidden)).view(-1, self.config.chunk_size, self.action_dim)
 
-    def predict(self, obs: dict[str, Tensor]) -> Tensor:
-        """Actions for a batch, without history; the GMM answers with the mean of its most
-        likely mode, the chunk head with its chunk's first action (`act` ensembles)."""
-        if self.config.head == "chunk":
-            return self.predict_chunk(obs)[:, 0]
-        hidden = self.features(obs)
+    def action_from(self, hidden: Tensor) -> Tensor:
+        """(B, A) actions from the trunk's output; the GMM answers with the mean of its most
+        likely mode, the chunk head with its chunk's first action."""
         if self.config.head == "deterministic":
             return torch.tanh(self.head(hidden))
+        if self.config.head == "chunk":
+            return self.chunk_from(hidden)[:, 0]
         mixture = self._mixture(hidden)
         best = mixture.mixture_distribution.logits.argmax(dim=-1)  # (B,)
         means = mixture.component_distribution.mean  # (B, modes, action_dim): the locs
         index = best[:, None, None].expand(-1, 1, self.action_dim)
         return means.gather(1, index).squeeze(1)  # gather, not fancy indexing: exportable
 
+    def predict(self, obs: dict[str, Tensor]) -> Tensor:
+        """Actions for a batch, without run-time state (with `frames` > 1 the observations
+        come stacked, (B, frames, ...)); `act` is what runs an episode."""
+        return self.action_from(self.features(obs))
+
+    def predict_chunk(self, obs: dict[str, Tensor]) -> Tensor:
+        """Chunk head: (B, chunk_size, A) for a batch, without run-time state."""
+        return self.chunk_from(self.features(obs))
+
+    def step_features(self, obs: dict[str, Tensor]) -> Tensor:
+        """One step of one robot (batch 1, one observation): the trunk's output, with the
+        history of earlier steps when `frames` > 1."""
+        encoding = self.encode_frame(obs)
+        if self.history is not None:
+            encoding = self.history(encoding)
+        return self.trunk(encoding)
+
     def act(self, obs: dict[str, Tensor]) -> Tensor:
-        """The action to execute now for one robot's step (batch 1): `predict`, or for the
-        chunk head the temporal ensemble of this chunk with the earlier ones (state)."""
+        """The action to execute now for one robot's step (batch 1): from the history of
+        observations and, for the chunk head, the temporal ensemble of earlier chunks."""
+        hidden = self.step_features(obs)
         if self.ensemble is None:
-            return self.predict(obs)
-        return self.ensemble(self.predict_chunk(obs))
+            return self.action_from(hidden)
+        return self.ensemble(self.chunk_from(hidden))
 
     def forward(
         self, batch: dict, image_transform: ImageTransform | None = None
@@ -304,9 +371,11 @@ class ImagePolicy(nn.Module):
 
     # ------------------------------------------------------------------ run time
     def reset(self) -> None:
-        """Called at each episode's start: forgets the chunks of the last one (chunk head)."""
+        """Called at each episode's start: forgets the last one's chunks and observations."""
         if self.ensemble is not None:
             self.ensemble.reset()
+        if self.history is not None:
+            self.history.reset()
 
     @torch.no_grad()
     def select_action(self, obs: dict[str, np.ndarray]) -> np.ndarray:

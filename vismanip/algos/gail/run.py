@@ -87,6 +87,11 @@ class GailRun:
                 f"{config.init}: GAIL needs a policy with the deterministic head, "
                 f"not {self.policy.config.head!r}"
             )
+        if self.policy.config.frames != 1:
+            raise VismanipError(
+                f"{config.init}: GAIL needs a policy that reads one observation, not "
+                f"policy.frames={self.policy.config.frames}"
+            )
         randomization = config.randomization if config.randomization.enabled() else None
         self.scene = Scene(env, randomization)
         # What best.ckpt carries: export parity-checks on the demos.
