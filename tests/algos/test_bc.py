@@ -169,3 +169,28 @@ def test_bad_train_inputs_fail_in_one_line(tiny_dataset, tmp_path, args, message
 def test_missing_data_is_an_error():
     with pytest.raises(VismanipError, match="no dataset given"):
         train(TrainConfig(rollout=RolloutConfig(every_n_epochs=0)))
+
+
+def test_rollouts_can_run_in_randomized_scenes_but_never_held_out_ones(tiny_dataset):
+    from vismanip.algos.bc import build
+
+    path, _ = tiny_dataset
+    preset = Path(__file__).resolve().parents[2] / "configs" / "randomization" / "default.yaml"
+    config = load_config(
+        TrainConfig,
+        None,
+        [
+            f"data={path}",
+            f"rollout.randomization={preset}",
+            "task=lift",
+            "policy.lowdim_keys=[robot0_eef_pos]",
+            "loader.batch_size=4",
+        ],
+    )
+    scene = config.rollout.scene(build(config).env_config)
+    assert scene.randomization is not None and "photos" in scene.randomization.textures
+    assert config.rollout.scene(scene.env).randomization == scene.randomization
+    assert RolloutConfig().scene(scene.env).randomization is None  # off by default
+    config.rollout.randomization.textures = ["heldout"]
+    with pytest.raises(VismanipError, match="held"):
+        build(config)

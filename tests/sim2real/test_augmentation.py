@@ -41,7 +41,7 @@ def _is_replicate_shift(out: np.ndarray, image: np.ndarray, pad: int) -> bool:
 
 
 def test_presets_exist_and_load():
-    assert {p.stem for p in PRESETS} == {"none", "light", "strong", "sim2real"}
+    assert {p.stem for p in PRESETS} == {"none", "light", "strong", "sim2real", "overlay", "fda"}
     strong = _preset(Path("configs/augmentation/strong.yaml"))
     assert strong.erasing_prob > 0 and strong.crop_scale < 1
     assert _preset(Path("configs/augmentation/sim2real.yaml")).same_across_cameras
@@ -53,10 +53,11 @@ def test_presets_exist_and_load():
 def test_both_backends_keep_shape_and_dtype(path):
     config = _preset(path)
     batch = torch.from_numpy(np.stack([_image(i) for i in range(4)])).permute(0, 3, 1, 2) / 255.0
-    kornia = KorniaAugment(config, SIZE, num_cameras=1)
-    out = kornia(batch.clone())
-    assert out.shape == batch.shape and out.dtype == torch.float32
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    if config.backend != "albumentations":  # presets that pin the CPU backend skip kornia
+        kornia = KorniaAugment(config, SIZE, num_cameras=1)
+        out = kornia(batch.clone())
+        assert out.shape == batch.shape and out.dtype == torch.float32
+        assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     sample = albumentations_pipeline(config, SIZE, KEYS)
     images = {key: _image(i) for i, key in enumerate(KEYS)}
     augmented = sample(images) if sample else images
@@ -94,3 +95,30 @@ def test_draws_are_shared_across_cameras_only_when_asked():
 def test_bad_backend_is_one_clear_error():
     with pytest.raises(VismanipError, match="augmentation.backend must be one of"):
         AugmentationConfig(backend="opencv").check()
+
+
+def test_overlay_blends_in_a_training_photo_in_both_backends():
+    from vismanip.sim2real.augmentation import training_photos
+
+    photos = training_photos(SIZE).astype(np.float32)
+    config = AugmentationConfig(shift_pad=0, overlay_prob=1.0, overlay_alpha=0.5)
+    image = _image(3)
+    out = albumentations_pipeline(config, SIZE, KEYS[:1])({KEYS[0]: image})[KEYS[0]]
+    photo = (out.astype(np.float32) - 0.5 * image) / 0.5  # what was blended in
+    assert min(np.abs(photo - p).max() for p in photos) <= 2.0
+    kornia = KorniaAugment(config, SIZE, num_cameras=1)
+    batch = torch.from_numpy(np.stack([image] * 8)).permute(0, 3, 1, 2).float() / 255.0
+    blended = ((kornia(batch) * 255.0 - 0.5 * batch * 255.0) / 0.5).permute(0, 2, 3, 1).numpy()
+    for row in blended:
+        assert min(np.abs(row - p).max() for p in photos) <= 1e-3
+    assert len({row.round().tobytes() for row in blended}) > 1  # a photo drawn per sample
+
+
+def test_fda_moves_colours_towards_a_photo_and_needs_the_cpu_backend():
+    config = AugmentationConfig(shift_pad=0, fda_prob=1.0, fda_beta=0.1)
+    image = np.full((SIZE, SIZE, 3), 128, np.uint8)
+    out = albumentations_pipeline(config, SIZE, KEYS[:1])({KEYS[0]: image})[KEYS[0]]
+    assert out.shape == image.shape and out.dtype == np.uint8 and not np.array_equal(out, image)
+    with pytest.raises(VismanipError, match="backend=albumentations") as error:
+        KorniaAugment(config, SIZE, num_cameras=1)
+    assert "\n" not in str(error.value)

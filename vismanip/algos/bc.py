@@ -54,6 +54,7 @@ from vismanip.sim2real.augmentation import (
     SampleAugmentation,
     albumentations_pipeline,
 )
+from vismanip.sim2real.randomization import RandomizationConfig
 
 
 @dataclass
@@ -89,12 +90,21 @@ class RolloutConfig:
 
     every_n_epochs: 0 turns them off (best.ckpt then follows the validation loss); make
         trainer.max_epochs a multiple of it so the last epoch is judged too.
+    randomization: domain randomization of the rollout scenes (off by default), so a policy
+        trained for randomized scenes is judged in them:
+        `rollout.randomization=configs/randomization/default.yaml`. The held-out textures
+        are refused: they belong to the evaluation splits.
     """
 
     every_n_epochs: int = 10
     episodes: int = 10
     workers: int = 1
     seed: int = 0
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+
+    def scene(self, env_config: EnvConfig) -> Scene:
+        randomization = self.randomization if self.randomization.enabled() else None
+        return Scene(env_config, randomization)
 
 
 @dataclass
@@ -223,7 +233,10 @@ class RolloutCallback(Callback):
                 )
             self.runner.set_policy(PolicyWeights.of(module.policy))
             success_rate = run_evaluation(
-                self.runner, Scene(self.env_config), self.config.episodes, self.config.seed
+                self.runner,
+                self.config.scene(self.env_config),
+                self.config.episodes,
+                self.config.seed,
             ).summary["success_rate"]
         # every rank logs rank 0's number, so they agree on which checkpoint is best
         success_rate = trainer.strategy.broadcast(success_rate, src=0)
@@ -294,6 +307,7 @@ def build(config: TrainConfig) -> BCSetup:
         )
     policy = ImagePolicy(config.policy, image_size, lowdim_dims, actions)
     config.augmentation.check()
+    config.rollout.randomization.check(allow_heldout=False)
     sample_augment = (
         albumentations_pipeline(config.augmentation, image_size, policy.image_keys, config.seed)
         if config.augmentation.resolved_backend(config.trainer.accelerator) == "albumentations"

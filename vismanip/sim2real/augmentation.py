@@ -1,7 +1,7 @@
 """Image augmentation: one description, two backends.
 
 `AugmentationConfig` says what to do (shift, crop-resize, colour jitter, blur, noise,
-erasing, perspective). It builds either a kornia pipeline, which augments a float batch
+erasing, perspective, photo overlay, Fourier style transfer). It builds either a kornia pipeline, which augments a float batch
 (B, 3, H, W) on the training device, or an albumentations pipeline, which augments uint8
 (H, W, 3) samples on the CPU inside the data loader. `backend: auto` picks albumentations on
 CPU and kornia on GPU, as `scripts/bench_augment.py` measured (see the README).
@@ -33,6 +33,12 @@ class AugmentationConfig:
     noise_std: additive Gaussian noise, std in [0, 1] image units.
     erasing_prob: probability of erasing one random rectangle (cutout).
     perspective: perspective distortion scale, applied with probability 0.5.
+    overlay_prob, overlay_alpha: with this probability, blend the image with a random
+        training photo, (1 - alpha) * image + alpha * photo: SODA's overlay (Hansen & Wang
+        2021), with our texture photos (assets/textures/photos; never the held-out ones).
+    fda_prob, fda_beta: with this probability, give the image a training photo's colour
+        and lighting by swapping its lowest-frequency Fourier amplitudes (FDA, Yang & Soatto
+        2020; albumentations' op), up to `fda_beta` of the spectrum. CPU backend only.
     same_across_cameras: every camera of a sample gets the same draws (e.g. the same
         lighting change); otherwise each camera draws its own.
     backend: auto | kornia | albumentations.
@@ -49,6 +55,10 @@ class AugmentationConfig:
     noise_std: float = 0.0
     erasing_prob: float = 0.0
     perspective: float = 0.0
+    overlay_prob: float = 0.0
+    overlay_alpha: float = 0.5
+    fda_prob: float = 0.0
+    fda_beta: float = 0.05
     same_across_cameras: bool = False
     backend: str = "auto"
 
@@ -61,6 +71,10 @@ class AugmentationConfig:
             raise VismanipError(
                 "augmentation: shift_pad >= 0, 0 < crop_scale <= 1 and hue <= 0.5 required"
             )
+        if not (0 <= self.overlay_alpha <= 1 and 0 < self.fda_beta <= 0.5):
+            raise VismanipError(
+                "augmentation: 0 <= overlay_alpha <= 1 and 0 < fda_beta <= 0.5 required"
+            )
 
     def resolved_backend(self, accelerator: str) -> str:
         """auto: albumentations in the CPU data loader, kornia on a GPU (measured faster)."""
@@ -71,6 +85,21 @@ class AugmentationConfig:
 
 def _jitter(config: AugmentationConfig) -> bool:
     return any(v > 0 for v in (config.brightness, config.contrast, config.saturation, config.hue))
+
+
+def training_photos(size: int) -> np.ndarray:
+    """(N, size, size, 3) uint8: the texture photos domain randomization may use, which the
+    overlay and FDA blend in. The held-out photos stay unseen for the evaluation splits."""
+    import cv2
+
+    from vismanip.sim2real.randomization import texture_image, texture_names
+
+    return np.stack(
+        [
+            cv2.resize(texture_image(name, 0), (size, size), interpolation=cv2.INTER_AREA)
+            for name in texture_names("photos")
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- kornia (batch)
@@ -98,9 +127,37 @@ def kornia_pipeline(config: AugmentationConfig, size: int) -> torch.nn.Module | 
         ops.append(K.RandomGaussianNoise(std=config.noise_std, p=1.0))
     if config.erasing_prob > 0:
         ops.append(K.RandomErasing(p=config.erasing_prob))
+    if config.overlay_prob > 0:
+        ops.append(_kornia_overlay(config, size))
+    if config.fda_prob > 0:
+        raise VismanipError(
+            "augmentation.fda_prob runs on the CPU backend only (albumentations' FDA); "
+            "set augmentation.backend=albumentations"
+        )
     if not ops:
         return None
     return K.AugmentationSequential(*ops)
+
+
+def _kornia_overlay(config: AugmentationConfig, size: int) -> Any:
+    """The photo overlay as a kornia op, so AugmentationSequential draws, applies with
+    probability and replays it (shared draws across cameras) like its own ops. Hand-written:
+    kornia's mixing ops mix images of the batch with each other, not with outside photos."""
+    import kornia.augmentation as K
+
+    photos = torch.from_numpy(training_photos(size)).permute(0, 3, 1, 2).float() / 255.0
+
+    class RandomPhotoOverlay(K.IntensityAugmentationBase2D):
+        def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
+            return {"photo": torch.randint(len(photos), (batch_shape[0],))}
+
+        def apply_transform(
+            self, input: Tensor, params: dict, flags: dict, transform: Tensor | None = None
+        ) -> Tensor:
+            chosen = photos.to(input)[params["photo"].to(input.device)]
+            return (1 - config.overlay_alpha) * input + config.overlay_alpha * chosen
+
+    return RandomPhotoOverlay(p=config.overlay_prob)
 
 
 class KorniaAugment:
@@ -138,20 +195,45 @@ class SampleAugmentation:
     ranks draw different shifts and a run is reproducible.
     """
 
-    def __init__(self, compose: Any, image_keys: list[str], together: bool) -> None:
+    def __init__(
+        self, compose: Any, image_keys: list[str], together: bool, fda_photos: list | None = None
+    ) -> None:
         self.compose = compose
         self.image_keys = image_keys
         self.together = together  # one draw for all cameras (additional targets)
+        # FDA's reference photos travel with every call (albumentations' metadata key)
+        self.extra = {"fda_metadata": fda_photos} if fda_photos else {}
 
     def __call__(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self.together:
-            return {key: self.compose(image=image)["image"] for key, image in images.items()}
+            return {
+                key: self.compose(image=image, **self.extra)["image"]
+                for key, image in images.items()
+            }
         first = self.image_keys[0]
-        out = self.compose(**{"image" if k == first else k: v for k, v in images.items()})
+        renamed = {"image" if k == first else k: v for k, v in images.items()}
+        out = self.compose(**renamed, **self.extra)
         return {key: out["image" if key == first else key] for key in self.image_keys}
 
     def reseed(self, seed: int) -> None:
         self.compose.set_random_seed(seed)
+
+
+def _albumentations_overlay(photos: list[np.ndarray], alpha: float, p: float) -> Any:
+    """The photo overlay as an albumentations op (seeded with the pipeline, replayed on
+    every camera with shared draws). Hand-written: albumentations 2 has no op that blends in
+    an outside image (FDA and HistogramMatching move only colour statistics)."""
+    import albumentations as A
+
+    class PhotoOverlay(A.ImageOnlyTransform):
+        def get_params(self) -> dict[str, int]:
+            return {"photo": self.py_random.randrange(len(photos))}
+
+        def apply(self, img: np.ndarray, photo: int = 0, **params: Any) -> np.ndarray:
+            blended = (1 - alpha) * img.astype(np.float32) + alpha * photos[photo]
+            return np.clip(blended.round(), 0, 255).astype(np.uint8)
+
+    return PhotoOverlay(p=p)
 
 
 def albumentations_pipeline(
@@ -195,10 +277,18 @@ def albumentations_pipeline(
                 p=config.erasing_prob,
             )
         )
+    photos = list(training_photos(size)) if config.overlay_prob or config.fda_prob else []
+    if config.overlay_prob > 0:
+        ops.append(_albumentations_overlay(photos, config.overlay_alpha, config.overlay_prob))
+    if config.fda_prob > 0:
+        ops.append(A.FDA(beta_limit=(0.0, config.fda_beta), read_fn=None, p=config.fda_prob))
     if not ops:
         return None
     together = config.same_across_cameras
     extra = {key: "image" for key in image_keys[1:]} if together else None
     return SampleAugmentation(
-        A.Compose(ops, additional_targets=extra, seed=seed), image_keys, together
+        A.Compose(ops, additional_targets=extra, seed=seed),
+        image_keys,
+        together,
+        photos if config.fda_prob > 0 else None,
     )
