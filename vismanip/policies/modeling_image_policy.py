@@ -203,8 +203,7 @@ class ImagePolicy(nn.Module):
         self.register_buffer("action_low", -torch.ones(action_dim))
         self.register_buffer("action_high", torch.ones(action_dim))
         layers: list[nn.Module] = []
-        frame_width = config.feature_dim * len(config.cameras) + lowdim_size
-        width = frame_width * config.frames
+        width = self.frame_width * config.frames
         for hidden in config.hidden_dims:
             layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
             width = hidden
@@ -222,7 +221,14 @@ class ImagePolicy(nn.Module):
             if config.head == "chunk"
             else None
         )
-        self.history = ObservationHistory(config.frames, frame_width) if config.frames > 1 else None
+        self.history = (
+            ObservationHistory(config.frames, self.frame_width) if config.frames > 1 else None
+        )
+
+    @property
+    def frame_width(self) -> int:
+        """Numbers per encoded observation: features of every camera, then proprio."""
+        return self.config.feature_dim * len(self.image_keys) + sum(self.lowdim_dims.values())
 
     @property
     def stateful(self) -> bool:
@@ -280,10 +286,6 @@ class ImagePolicy(nn.Module):
             return self.encode_frame(obs, image_transform)
         flat = {key: value.flatten(0, 1) for key, value in obs.items()}  # (B * frames, ...)
         return self.encode_frame(flat, image_transform).view(-1, frames * self.frame_width)
-
-    @property
-    def frame_width(self) -> int:
-        return self.config.feature_dim * len(self.image_keys) + sum(self.lowdim_dims.values())
 
     def features(
         self, obs: dict[str, Tensor], image_transform: ImageTransform | None = None
