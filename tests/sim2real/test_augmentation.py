@@ -41,7 +41,15 @@ def _is_replicate_shift(out: np.ndarray, image: np.ndarray, pad: int) -> bool:
 
 
 def test_presets_exist_and_load():
-    assert {p.stem for p in PRESETS} == {"none", "light", "strong", "sim2real", "overlay", "fda"}
+    assert {p.stem for p in PRESETS} == {
+        "none",
+        "light",
+        "strong",
+        "sim2real",
+        "overlay",
+        "fda",
+        "random_conv",
+    }
     strong = _preset(Path("configs/augmentation/strong.yaml"))
     assert strong.erasing_prob > 0 and strong.crop_scale < 1
     assert _preset(Path("configs/augmentation/sim2real.yaml")).same_across_cameras
@@ -115,10 +123,32 @@ def test_overlay_blends_in_a_training_photo_in_both_backends():
 
 
 def test_fda_moves_colours_towards_a_photo_and_needs_the_cpu_backend():
-    config = AugmentationConfig(shift_pad=0, fda_prob=1.0, fda_beta=0.1)
-    image = np.full((SIZE, SIZE, 3), 128, np.uint8)
-    out = albumentations_pipeline(config, SIZE, KEYS[:1])({KEYS[0]: image})[KEYS[0]]
-    assert out.shape == image.shape and out.dtype == np.uint8 and not np.array_equal(out, image)
+    config = AugmentationConfig(shift_pad=0, fda_prob=1.0, fda_beta=0.3)
+    image = np.full((84, 84, 3), 128, np.uint8)
+    pipeline = albumentations_pipeline(config, 84, KEYS[:1], seed=0)
+    outs = [pipeline({KEYS[0]: image})[KEYS[0]] for _ in range(5)]
+    assert all(out.shape == image.shape and out.dtype == np.uint8 for out in outs)
+    # (a beta drawn below one pixel of the spectrum changes nothing: most draws do change it)
+    assert sum(not np.array_equal(out, image) for out in outs) >= 3
     with pytest.raises(VismanipError, match="backend=albumentations") as error:
         KorniaAugment(config, SIZE, num_cameras=1)
     assert "\n" not in str(error.value)
+
+
+def test_random_convolution_is_the_same_operation_in_both_backends():
+    config = AugmentationConfig(shift_pad=0, random_conv_prob=1.0)
+    cpu_op = albumentations_pipeline(config, SIZE, KEYS[:1]).compose.transforms[0]
+    kornia_op = KorniaAugment(config, SIZE, num_cameras=1).pipeline[0]
+    image = _image(4)
+    batch = torch.from_numpy(image[None]).permute(0, 3, 1, 2).float() / 255.0
+    identity = np.zeros((3, 3, 3, 3))
+    identity[range(3), range(3), 1, 1] = 1.0  # each output channel copies its input
+    assert np.array_equal(cpu_op.apply(image, kernel=identity), image)
+    kernel = np.random.default_rng(0).normal(0, 0.2, (3, 3, 3, 3)) + identity
+    on_cpu = cpu_op.apply(image, kernel=kernel)
+    on_batch = kornia_op.apply_transform(batch, {"kernel": torch.from_numpy(kernel)[None]}, {})
+    on_batch = (on_batch[0].permute(1, 2, 0) * 255.0).round().numpy()
+    assert np.abs(on_cpu.astype(float) - on_batch).max() <= 1.0  # rounding only
+    assert not np.array_equal(on_cpu, image)
+    drawn = KorniaAugment(config, SIZE, num_cameras=1)(batch.expand(4, -1, -1, -1).clone())
+    assert len({row.numpy().tobytes() for row in drawn}) > 1  # a kernel drawn per sample

@@ -1,7 +1,7 @@
 """Image augmentation: one description, two backends.
 
 `AugmentationConfig` says what to do (shift, crop-resize, colour jitter, blur, noise,
-erasing, perspective, photo overlay, Fourier style transfer). It builds either a kornia pipeline, which augments a float batch
+erasing, perspective, photo overlay, Fourier style transfer, random convolution). It builds either a kornia pipeline, which augments a float batch
 (B, 3, H, W) on the training device, or an albumentations pipeline, which augments uint8
 (H, W, 3) samples on the CPU inside the data loader. `backend: auto` picks albumentations on
 CPU and kornia on GPU, as `scripts/bench_augment.py` measured (see the README).
@@ -39,6 +39,9 @@ class AugmentationConfig:
     fda_prob, fda_beta: with this probability, give the image a training photo's colour
         and lighting by swapping its lowest-frequency Fourier amplitudes (FDA, Yang & Soatto
         2020; albumentations' op), up to `fda_beta` of the spectrum. CPU backend only.
+    random_conv_prob: with this probability, pass the image through a freshly drawn random
+        3x3 convolution, 3 -> 3 channels (Lee et al. 2020, "network randomization"): new
+        colours, textures and contrast while shapes stay where they are.
     same_across_cameras: every camera of a sample gets the same draws (e.g. the same
         lighting change); otherwise each camera draws its own.
     backend: auto | kornia | albumentations.
@@ -59,6 +62,7 @@ class AugmentationConfig:
     overlay_alpha: float = 0.5
     fda_prob: float = 0.0
     fda_beta: float = 0.05
+    random_conv_prob: float = 0.0
     same_across_cameras: bool = False
     backend: str = "auto"
 
@@ -85,6 +89,11 @@ class AugmentationConfig:
 
 def _jitter(config: AugmentationConfig) -> bool:
     return any(v > 0 for v in (config.brightness, config.contrast, config.saturation, config.hue))
+
+
+# Random convolution kernels are drawn as Lee et al. draw them: Xavier normal for a 3x3 conv,
+# 3 -> 3 channels, std sqrt(2 / (fan_in + fan_out)) = sqrt(1 / 27).
+RANDOM_CONV_STD = (1.0 / 27.0) ** 0.5
 
 
 def training_photos(size: int) -> np.ndarray:
@@ -129,6 +138,8 @@ def kornia_pipeline(config: AugmentationConfig, size: int) -> torch.nn.Module | 
         ops.append(K.RandomErasing(p=config.erasing_prob))
     if config.overlay_prob > 0:
         ops.append(_kornia_overlay(config, size))
+    if config.random_conv_prob > 0:
+        ops.append(_kornia_random_conv(config.random_conv_prob))
     if config.fda_prob > 0:
         raise VismanipError(
             "augmentation.fda_prob runs on the CPU backend only (albumentations' FDA); "
@@ -185,6 +196,29 @@ class KorniaAugment:
         return out.clamp(0.0, 1.0)
 
 
+def _kornia_random_conv(p: float) -> Any:
+    """Random convolution as a kornia op: one kernel per sample, applied as a grouped conv.
+    Hand-written: neither kornia nor albumentations has it."""
+    import kornia.augmentation as K
+
+    class RandomConvolution(K.IntensityAugmentationBase2D):
+        def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
+            return {"kernel": RANDOM_CONV_STD * torch.randn(batch_shape[0], 3, 3, 3, 3)}
+
+        def apply_transform(
+            self, input: Tensor, params: dict, flags: dict, transform: Tensor | None = None
+        ) -> Tensor:
+            batch, _, height, width = input.shape
+            kernels = params["kernel"].to(input).flatten(0, 1)  # (B * 3, 3, 3, 3)
+            padded = torch.nn.functional.pad(input, (1, 1, 1, 1), mode="replicate")
+            out = torch.nn.functional.conv2d(
+                padded.reshape(1, batch * 3, height + 2, width + 2), kernels, groups=batch
+            )
+            return out.view(batch, 3, height, width).clamp(0.0, 1.0)
+
+    return RandomConvolution(p=p)
+
+
 # --------------------------------------------------------------------------- albumentations
 
 
@@ -236,6 +270,40 @@ def _albumentations_overlay(photos: list[np.ndarray], alpha: float, p: float) ->
     return PhotoOverlay(p=p)
 
 
+def _albumentations_random_conv(p: float) -> Any:
+    """Random convolution as an albumentations op (see `_kornia_random_conv`)."""
+    import albumentations as A
+    import cv2
+
+    class RandomConvolution(A.ImageOnlyTransform):
+        def get_params(self) -> dict[str, np.ndarray]:
+            return {"kernel": RANDOM_CONV_STD * self.random_generator.standard_normal((3, 3, 3, 3))}
+
+        def apply(
+            self, img: np.ndarray, kernel: np.ndarray | None = None, **params: Any
+        ) -> np.ndarray:
+            assert kernel is not None
+            image = img.astype(np.float32) / 255.0
+            out = np.stack(
+                [
+                    sum(
+                        cv2.filter2D(
+                            image[..., i],
+                            -1,
+                            kernel[o, i].astype(np.float32),
+                            borderType=cv2.BORDER_REPLICATE,
+                        )
+                        for i in range(3)
+                    )
+                    for o in range(3)
+                ],
+                axis=-1,
+            )
+            return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+    return RandomConvolution(p=p)
+
+
 def albumentations_pipeline(
     config: AugmentationConfig, size: int, image_keys: list[str], seed: int | None = None
 ) -> SampleAugmentation | None:
@@ -280,6 +348,8 @@ def albumentations_pipeline(
     photos = list(training_photos(size)) if config.overlay_prob or config.fda_prob else []
     if config.overlay_prob > 0:
         ops.append(_albumentations_overlay(photos, config.overlay_alpha, config.overlay_prob))
+    if config.random_conv_prob > 0:
+        ops.append(_albumentations_random_conv(config.random_conv_prob))
     if config.fda_prob > 0:
         ops.append(A.FDA(beta_limit=(0.0, config.fda_beta), read_fn=None, p=config.fda_prob))
     if not ops:
