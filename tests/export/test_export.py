@@ -294,6 +294,8 @@ def test_stateful_policy_exports_with_its_state_and_reset(trained, trained_state
     assert report.max_abs_diff <= PARITY_TOLERANCE["torchscript"] and report.samples > 5
     metadata = ExportedArtifact(out).metadata
     assert metadata["stateful"] is True and metadata["batch"].startswith("1")
+    graph = str(torch.jit.load(str(out)).inlined_graph)
+    assert "Device = prim::Constant" not in graph  # its state moves to a GPU with the rest
 
     # As evaluation runs it: episode after episode, reset() between; the artifact's actions
     # follow the eager policy's step by step, and differ from what it answers without its

@@ -56,7 +56,8 @@ class DeployablePolicy(nn.Module):
     def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
         images = inputs[: self.num_cameras]
         obs = dict(zip(self.policy.image_keys, images, strict=True))
-        ok = torch.ones(images[0].shape[0], dtype=torch.bool)  # (uint8 images are finite)
+        # uint8 images are always finite; ones_like keeps the traced graph device-free
+        ok = torch.ones_like(images[0][:, 0, 0, 0], dtype=torch.bool)
         if self.proprio_dims:
             proprio = inputs[self.num_cameras].float()
             parts = torch.split(proprio, self.proprio_dims, dim=-1)
