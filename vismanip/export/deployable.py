@@ -63,10 +63,7 @@ class DeployablePolicy(nn.Module):
             parts = torch.split(proprio, self.proprio_dims, dim=-1)
             obs.update(zip(self.policy.lowdim_keys, parts, strict=True))
             ok = torch.isfinite(proprio).all(dim=-1)
-        if not self.policy.stateful:
-            action = self.policy.predict(obs)
-            ok = ok & torch.isfinite(action).all(dim=-1)
-        elif self.policy.ensemble is None:  # observation history alone
+        if self.policy.ensemble is None:  # one action per step (with any history)
             action = self.policy.act(obs)
             ok = ok & torch.isfinite(action).all(dim=-1)
         else:  # a bad chunk is replaced before it enters the ensemble's memory

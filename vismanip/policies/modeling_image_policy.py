@@ -342,7 +342,8 @@ class ImagePolicy(nn.Module):
         return self.trunk(encoding)
 
     def act(self, obs: dict[str, Tensor]) -> Tensor:
-        """The action to execute now for one robot's step (batch 1): from the history of
+        """The action to execute now for one robot's step (batch 1 when stateful; a policy
+        without state takes any batch and equals `predict`): from the history of
         observations and, for the chunk head, the temporal ensemble of earlier chunks."""
         hidden = self.step_features(obs)
         if self.ensemble is None:
