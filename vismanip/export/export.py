@@ -41,7 +41,12 @@ def recorded_inputs(policy: ImagePolicy, data: Path, samples: int) -> tuple[torc
     if len(dataset) < samples:
         raise VismanipError(f"{data}: {len(dataset)} observations, parity needs {samples}")
     rows = np.linspace(0, len(dataset) - 1, samples).round().astype(int).tolist()
-    obs = dataset.__getitems__(rows)["obs"]
+    return artifact_inputs(policy, dataset.__getitems__(rows)["obs"])
+
+
+def artifact_inputs(policy: ImagePolicy, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """A batch of observations by key -> the artifact's inputs: camera images, then the
+    proprio keys concatenated (when the policy reads any)."""
     images = [obs[key] for key in policy.image_keys]
     if not policy.lowdim_keys:
         return tuple(images)
@@ -63,15 +68,8 @@ def recorded_episodes(
     for demo, length in enumerate(dataset.lengths):
         start = int(sum(dataset.lengths[:demo]))
         obs = dataset.__getitems__(list(range(start, start + min(steps, length))))["obs"]
-        images = [obs[key] for key in policy.image_keys]
-        proprio = (
-            [torch.cat([obs[key].float() for key in policy.lowdim_keys], dim=-1)]
-            if policy.lowdim_keys
-            else []
-        )
-        sequences.append(
-            [tuple(x[t : t + 1] for x in (*images, *proprio)) for t in range(len(images[0]))]
-        )
+        inputs = artifact_inputs(policy, obs)
+        sequences.append([tuple(x[t : t + 1] for x in inputs) for t in range(len(inputs[0]))])
     return sequences
 
 

@@ -102,7 +102,7 @@ class ExportedArtifact:
         self.metadata: dict = json.loads(text)
 
     def reset(self) -> None:
-        """Start a new episode: clears a stateful (action-chunking) policy's memory."""
+        """Start a new episode: clears a stateful policy's memory (action chunks, history)."""
         if self.metadata.get("stateful"):  # only TorchScript artifacts carry state
             self._module.reset()
 
