@@ -266,7 +266,7 @@ class _FakeEnv:
 
     def __init__(self, steps: int) -> None:
         self.steps, self.left = steps, steps
-        self.perturbation_strength = 1.0  # adds 0.1 to every executed action (a "push")
+        self.perturbation_strength = 1.0  # noise adds 0.05 to every action, a "push" 0.1
 
     def _obs(self) -> dict:
         return {
@@ -284,8 +284,10 @@ class _FakeEnv:
 
     def step(self, action):
         self.left -= 1
+        noisy = np.clip(np.asarray(action) + self.perturbation_strength * 0.05, -1, 1)
         executed = np.clip(np.asarray(action) + self.perturbation_strength * 0.1, -1, 1)
-        return self._obs(), 0.0, self.left == 0, {"success": False, "executed": executed}
+        info = {"success": False, "executed": executed, "noisy": noisy}
+        return self._obs(), 0.0, self.left == 0, info
 
     def is_unrecoverable(self, obs) -> bool:
         return False
@@ -360,7 +362,7 @@ def test_exploring_episodes_scale_the_perturbation_and_evaluations_keep_the_task
 
     policy = tiny_policy().eval()
 
-    def run(task: str, strength: float, record_executed: bool = False) -> Transitions:
+    def run(task: str, strength: float, record: str = "commanded") -> Transitions:
         env = VisionEnv(EnvConfig(task=task, cameras=["agentview"], image_size=32, horizon=30))
         worker = SimpleNamespace(policy=policy, env=lambda scene: env)
         try:
@@ -370,7 +372,7 @@ def test_exploring_episodes_scale_the_perturbation_and_evaluations_keep_the_task
                 np.zeros(7),
                 noise_seed=1,
                 perturbation_strength=strength,
-                record_executed=record_executed,
+                record=record,
             )
             transitions = episode(worker)
             assert env.perturbation_strength == 1.0
@@ -383,10 +385,17 @@ def test_exploring_episodes_scale_the_perturbation_and_evaluations_keep_the_task
     perturbed = run("lift_perturbed", 1.0)
     assert not np.allclose(perturbed.states, clean, atol=1e-3)
     # The recorded action is what ran: the task's noise on the motion dims, not the gripper.
-    executed = run("lift_perturbed", 1.0, record_executed=True)
+    executed = run("lift_perturbed", 1.0, record="executed")
     np.testing.assert_allclose(executed.states, perturbed.states, atol=1e-6)
     moved = np.abs(executed.actions - perturbed.actions).mean(axis=0)
     assert np.all(moved[:6] > 0.02) and moved[6] == 0
+    # "noisy": the same noise, but a push's steps keep the policy's own command plus noise.
+    noisy = run("lift_perturbed", 1.0, record="noisy")
+    np.testing.assert_allclose(noisy.states, perturbed.states, atol=1e-6)
+    noise = noisy.actions - perturbed.actions
+    assert np.all(np.abs(noise[:, :6]).mean(axis=0) > 0.02) and np.all(noise[:, 6] == 0)
+    pushed = np.any(np.abs(executed.actions - noisy.actions) > 1e-6, axis=1)
+    assert 0 < pushed.sum() < len(pushed)  # horizon 30 at push_prob 0.04: some pushes
 
 
 def test_recorded_action_is_the_executed_or_the_commanded_one():
@@ -398,8 +407,10 @@ def test_recorded_action_is_the_executed_or_the_commanded_one():
     env = _FakeEnv(steps=20)  # executes every action + 0.1
     worker = SimpleNamespace(policy=policy, env=lambda scene: env)
     commanded = GailEpisode(0, None, np.zeros(7), noise_seed=1)(worker).actions
-    executed = GailEpisode(0, None, np.zeros(7), noise_seed=1, record_executed=True)(worker)
+    executed = GailEpisode(0, None, np.zeros(7), noise_seed=1, record="executed")(worker)
     np.testing.assert_allclose(executed.actions, np.clip(commanded + 0.1, -1, 1), atol=1e-6)
+    noisy = GailEpisode(0, None, np.zeros(7), noise_seed=1, record="noisy")(worker)
+    np.testing.assert_allclose(noisy.actions, np.clip(commanded + 0.05, -1, 1), atol=1e-6)
 
 
 def test_the_rl_term_steers_the_dimensions_the_replay_varies():
@@ -412,10 +423,12 @@ def test_the_rl_term_steers_the_dimensions_the_replay_varies():
     config.explore_perturbation = [0.0, 0.0]  # exploring episodes run clean
     assert config.steered_dims(perturbed=True) == [0, 1, 2, 6]
     config.explore_perturbation = [0.0, 0.5]
+    config.record_action = "noisy"
+    assert config.steered_dims(perturbed=True) == list(range(7))
     config.record_action = "commanded"
     assert config.steered_dims(perturbed=True) == [0, 1, 2, 6]
     config.record_action = "policy"
-    with pytest.raises(VismanipError, match="record_action must be one of commanded, executed"):
+    with pytest.raises(VismanipError, match="record_action must be one of commanded, noisy"):
         config.check()
 
 

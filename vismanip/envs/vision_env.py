@@ -233,8 +233,9 @@ class VisionEnv:
             raise VismanipError(f"action must have shape ({ACTION_DIM},), not {action.shape}")
         if not np.all(np.isfinite(action)):
             raise VismanipError(f"action contains NaN or inf: {action}")
+        noisy = action
         if self.spec.perturbation is not None and self.perturbation_strength > 0:
-            action = self._perturb(
+            noisy, action = self._perturb(
                 action, self.spec.perturbation.scaled(self.perturbation_strength)
             )
         executed = np.clip(action, -1.0, 1.0)
@@ -245,13 +246,24 @@ class VisionEnv:
             self._randomize(self.randomizer.sample(self._randomization_rng, looks_only=True))
         success = self.is_success()
         done = success or self.steps >= self.horizon
-        # The action the simulator ran: the caller's, plus this task's noise and pushes.
-        return self._observe(raw), float(reward), done, {"success": success, "executed": executed}
+        info = {
+            "success": success,
+            # The action the simulator ran: the caller's, plus this task's noise and pushes.
+            "executed": executed,
+            # The caller's plus the noise only: the robot's own imprecise motion, without the
+            # pushes (the world's) that replace it for a few steps.
+            "noisy": np.clip(noisy, -1.0, 1.0),
+        }
+        return self._observe(raw), float(reward), done, info
 
-    def _perturb(self, action: np.ndarray, perturbation: Perturbation) -> np.ndarray:
+    def _perturb(
+        self, action: np.ndarray, perturbation: Perturbation
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(the action plus noise, that with a push in progress replacing its motion)."""
         rng = self._disturbance_rng
-        action = action.copy()
-        action[:6] += perturbation.action_noise * rng.standard_normal(6)  # PERTURBED_DIMS
+        noisy = action.copy()
+        noisy[:6] += perturbation.action_noise * rng.standard_normal(6)  # PERTURBED_DIMS
+        action = noisy.copy()
         steps_left, direction = self._push
         if steps_left == 0 and rng.random() < perturbation.push_prob:
             angle = rng.uniform(0.0, 2.0 * np.pi)
@@ -262,7 +274,7 @@ class VisionEnv:
             action[3:6] = 0.0
             steps_left -= 1
         self._push = (steps_left, direction)
-        return action
+        return noisy, action
 
     def is_success(self) -> bool:
         return bool(self.env._check_success())

@@ -50,6 +50,8 @@ class Episode:
     actions: list[np.ndarray] = field(default_factory=list)
     # What the simulator ran: `actions` plus a perturbed task's noise and pushes.
     executed_actions: list[np.ndarray] = field(default_factory=list)
+    # `actions` plus a perturbed task's noise only, without its pushes.
+    noisy_actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     dones: list[bool] = field(default_factory=list)
     states: list[np.ndarray] = field(default_factory=list)
@@ -99,6 +101,7 @@ def rollout(env: VisionEnv, actor: Actor, seed: int, record: bool = True) -> Epi
             episode.failed_at = len(episode.actions) + 1
         episode.actions.append(action)
         episode.executed_actions.append(info["executed"])
+        episode.noisy_actions.append(info["noisy"])
         episode.rewards.append(reward)
         episode.dones.append(done and episode.success)
         if record:

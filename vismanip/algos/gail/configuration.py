@@ -16,7 +16,7 @@ CHOICES = {
     "disc.reward": ("gail", "airl"),
     "reward_source": ("discriminator", "success"),
     "learner.type": ("sac", "iql", "ppo"),
-    "record_action": ("commanded", "executed"),
+    "record_action": ("commanded", "noisy", "executed"),
 }
 
 
@@ -186,13 +186,15 @@ class GailConfig:
         reaches the goal so the learner sees successes, with full-strength ones (a
         curriculum without a schedule); evaluations always use the task's own (1).
     record_action: what the replay keeps as each step's action: "commanded" (the
-        policy's output, exploration noise included) or "executed" (what the simulator
-        ran: that plus a perturbed task's noise and pushes). The task's noise varies
-        every dimension, rotation included, where the policy's commands barely move, so
-        "executed" shows the critic actions it would not see otherwise; but a push
-        replaces the action for 4 steps, and an actor that regresses onto executed
-        actions (`learner.type=iql`) then imitates pushes: run O declined where run P,
-        the same with "commanded", did not.
+        policy's output, exploration noise included), "executed" (what the simulator
+        ran: that plus a perturbed task's noise and pushes) or "noisy" (the commanded
+        action plus the task's noise, without the pushes). The task's noise varies every
+        dimension, rotation included, where the policy's commands barely move, so the
+        critic sees actions it would not see otherwise; but a push replaces the action
+        for 4 steps, and an actor that regresses onto executed actions
+        (`learner.type=iql`) then imitates pushes: run O declined where run P, the same
+        with "commanded", did not. "noisy" keeps the noise as free exploration of the
+        rotations (which BC never learned to correct) and leaves the pushes out.
     """
 
     init: str = ""
@@ -275,6 +277,7 @@ class GailConfig:
         replay (the explored `noise_dims`, plus every dimension a perturbed task's noise
         moves when the executed action is recorded)."""
         dims = set(self.learner.noise_dims)
-        if perturbed and self.record_action == "executed" and self.explore_perturbation[1] > 0:
+        recorded_noise = self.record_action in ("executed", "noisy")
+        if perturbed and recorded_noise and self.explore_perturbation[1] > 0:
             dims |= set(PERTURBED_DIMS)
         return sorted(dims)

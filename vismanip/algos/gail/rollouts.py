@@ -4,12 +4,13 @@ Workers act with the current weights of the policy plus Gaussian exploration noi
 its tanh (the deterministic action, `tanh(mean)`, is what eval and export use) and send
 back, per step, what the learner trains on: the frozen encoder's output (the actor's input,
 so the learner never re-encodes images), the privileged low-dim state (critic and
-discriminator), the action (the policy's, or what the simulator executed: see
+discriminator), the action (the policy's, with the task's noise, or all the simulator executed: see
 `GailConfig.record_action`) and whether the episode ended in success.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,14 @@ def encode_obs(policy: ImagePolicy, obs: dict) -> torch.Tensor:
     return policy.encode(batch)
 
 
+# What the replay may keep as each step's action (`GailConfig.record_action`).
+RECORDED_ACTIONS: dict[str, Callable[[Episode], list[np.ndarray]]] = {
+    "commanded": lambda episode: episode.actions,
+    "executed": lambda episode: episode.executed_actions,
+    "noisy": lambda episode: episode.noisy_actions,
+}
+
+
 @dataclass
 class Transitions:
     """One episode's steps as arrays; `success` marks the step that reached the goal
@@ -98,7 +107,7 @@ class GailEpisode:
     noise_seed: int
     after_tanh: bool = False
     perturbation_strength: float = 1.0  # times the task's own (`explore_perturbation`)
-    record_executed: bool = False  # keep the simulator's action, not the policy's
+    record: str = "commanded"  # which action the replay keeps (`GailConfig.record_action`)
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
@@ -133,10 +142,7 @@ class GailEpisode:
         return Transitions(
             features.astype(np.float32),
             states.astype(np.float32),
-            np.asarray(
-                episode.executed_actions if self.record_executed else episode.actions,
-                dtype=np.float32,
-            ),
+            np.asarray(RECORDED_ACTIONS[self.record](episode), dtype=np.float32),
             success_step,
             np.asarray(episode.rewards, dtype=np.float32),
             self.seed,

@@ -218,7 +218,7 @@ class GailRun:
                 noise_seed=episode_seed(config.seed + 1, iteration * 1000 + i, GAIL_STREAM),
                 after_tanh=after_tanh,
                 perturbation_strength=float(strength),
-                record_executed=config.record_action == "executed",
+                record=config.record_action,
             )
             for i, strength in enumerate(strengths)
         ]

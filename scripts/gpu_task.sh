@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One standard task end to end on a lent GPU machine (16 cores): collect demos with many
+# workers, train on CUDA, evaluate with many workers; the checkpoints, the evaluation report
+# and the training curves land in $OUT. For runs that would take hours on 2 CPU cores.
+# Needs vismanip importable and MUJOCO_GL=egl (see README "Measured on a GPU").
+#
+#     TASK=square EPISODES=300 EPOCHS=60 TRAIN="policy.head=chunk" bash scripts/gpu_task.sh
+set -u
+task=${TASK:?TASK=lift|pick_place_can|square}
+episodes=${EPISODES:-200}
+epochs=${EPOCHS:-50}
+workers=${WORKERS:-14}
+out=${OUT:-gpu_task}
+accelerator=${ACCELERATOR:-gpu}
+work=$(mktemp -d)
+mkdir -p "$out"
+start=$SECONDS
+echo "=== collect $episodes $task demos with $workers workers"
+timeout "${COLLECT_S:-240}" python -m vismanip.cli collect --config "configs/collect/$task.yaml" \
+    episodes="$episodes" workers="$workers" --quiet --out "$work/demos.hdf5"
+echo "=== collect: exit $? at $((SECONDS - start)) s"
+echo "=== train $epochs epochs on $accelerator: ${TRAIN:-}"
+# shellcheck disable=SC2086  # TRAIN holds several key=value overrides
+timeout "${TRAIN_S:-300}" python -m vismanip.cli train --config "configs/bc/$task.yaml" \
+    data="$work/demos.hdf5" trainer.accelerator="$accelerator" trainer.max_epochs="$epochs" \
+    rollout.every_n_epochs="${ROLLOUT_EVERY:-10}" rollout.episodes=14 rollout.workers="$workers" \
+    output_dir="$work/run" ${TRAIN:-} 2>&1 | grep -v "it/s\]" | tail -40
+echo "=== train: exit ${PIPESTATUS[0]} at $((SECONDS - start)) s"
+cp "$work"/run/*.ckpt "$work"/run/config.yaml "$work"/run/logs/metrics.csv "$out"/ 2>/dev/null
+for ckpt in best last; do
+    [ -f "$work/run/$ckpt.ckpt" ] || continue
+    echo "=== eval $ckpt.ckpt: ${EVAL_EPISODES:-50} episodes, $workers workers"
+    timeout "${EVAL_S:-150}" python -m vismanip.cli eval "$work/run/$ckpt.ckpt" --task "$task" \
+        --episodes "${EVAL_EPISODES:-50}" --workers "$workers" --json > "$out/eval_$ckpt.json"
+    cat "$out/eval_$ckpt.json"
+    echo "=== eval $ckpt: exit $? at $((SECONDS - start)) s"
+done
+true
