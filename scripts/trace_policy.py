@@ -2,9 +2,14 @@
 relative to it, the fingers, the gripper's orientation and the action.
 
 Success rates say that a policy fails; this says how (GAIL experiment 1's diagnoses came
-from it: BC drives past the cube and spins; one GAIL run climbed away for reward).
+from it: BC drives past the cube and spins; one GAIL run climbed away for reward). The last
+line measures whether the policy turns a tilted gripper back: per rotation axis, the slope
+of its rotation command on the gripper's tilt from its orientation at the episode's start
+(axis-angle, world frame, as OSC's rotation command). Noise in a perturbed task tilts the
+gripper; a policy that corrects it has negative slopes, one that ignores it slopes near 0.
 
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --episodes 1
+    python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --expert
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import robosuite.utils.transform_utils as transforms
 
 from vismanip.envs.tasks import task_spec
 from vismanip.envs.vision_env import VisionEnv
+from vismanip.experts import make_expert
 from vismanip.policies.checkpoint import load_policy
 from vismanip.rollout.episode import EVAL_STREAM, episode_seed, rollout
 
@@ -26,25 +33,35 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--every", type=int, default=20, help="print every N steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--expert", action="store_true", help="the task's scripted expert acts (a reference)"
+    )
     args = parser.parse_args()
     loaded = load_policy(args.checkpoint)
     policy = loaded.weights.build()
     env_config = loaded.env_for(args.task)
     object_key = task_spec(env_config.task).object_key
     env = VisionEnv(env_config)
+    expert = make_expert(env_config.task, env) if args.expert else None
     np.set_printoptions(precision=3, suppress=True)
+    tilts: list[np.ndarray] = []
+    turns: list[np.ndarray] = []
     try:
         for index in range(args.episodes):
             trace: list[tuple[dict, np.ndarray]] = []
 
             def actor(obs: dict, trace: list = trace) -> np.ndarray:
-                action = policy.select_action(obs)
+                action = expert.act(obs) if expert else policy.select_action(obs)
                 trace.append((obs, action))
                 return action
 
             policy.reset()
             episode = rollout(env, actor, episode_seed(args.seed, index, EVAL_STREAM), record=False)
             print(f"episode {index}: success {episode.success}, {len(episode)} steps")
+            start = trace[0][0]["robot0_eef_quat"]
+            for obs, action in trace:
+                tilts.append(tilt_from(start, obs["robot0_eef_quat"]))
+                turns.append(action[3:6])
             for step in range(0, len(trace), args.every):
                 obs, action = trace[step]
                 eef = obs["robot0_eef_pos"]
@@ -56,6 +73,18 @@ def main() -> None:
                 )
     finally:
         env.close()
+    tilt, turn = np.stack(tilts), np.stack(turns)
+    slopes = [np.polyfit(tilt[:, axis], turn[:, axis], 1)[0] for axis in range(3)]
+    print(
+        f"rotation command vs tilt over {len(tilt)} steps: slope (x, y, z) "
+        f"{np.array(slopes)} per rad; tilt std {tilt.std(axis=0)} rad"
+    )
+
+
+def tilt_from(start: np.ndarray, quat: np.ndarray) -> np.ndarray:
+    """The rotation from `start` to `quat` (robosuite's xyzw) as an axis-angle vector."""
+    relative = transforms.quat_multiply(quat, transforms.quat_inverse(start))
+    return transforms.quat2axisangle(relative if relative[3] >= 0 else -relative)  # q ~ -q
 
 
 if __name__ == "__main__":
