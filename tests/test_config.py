@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from vismanip.config import load_config, run_metadata
@@ -61,3 +63,30 @@ def test_a_list_for_a_text_field_means_its_items(tmp_path):
     path = tmp_path / "bc.yaml"
     path.write_text("data: [x.hdf5, y.hdf5]\n")
     assert load_config(TrainConfig, path).data == "x.hdf5,y.hdf5"
+
+
+def _shipped_presets() -> list:
+    from vismanip.algos.bc import TrainConfig
+    from vismanip.algos.dagger import DaggerConfig
+    from vismanip.algos.gail.configuration import GailConfig
+    from vismanip.sim2real.augmentation import AugmentationConfig
+
+    schemas = {
+        "bc": TrainConfig,
+        "collect": CollectConfig,
+        "dagger": DaggerConfig,
+        "gail": GailConfig,
+        "augmentation": AugmentationConfig,
+    }
+    return [
+        pytest.param(schema, path, id=str(path))
+        for folder, schema in schemas.items()
+        for path in sorted(Path("configs", folder).glob("*.yaml"))
+    ]
+
+
+@pytest.mark.parametrize("schema, path", _shipped_presets())
+def test_every_shipped_preset_resolves_against_its_schema(schema, path):
+    """A typo in a preset a user copies would otherwise only surface when they run it."""
+    config = load_config(schema, path)
+    assert isinstance(config, schema)
