@@ -32,7 +32,8 @@ for ckpt in best last; do
     echo "=== eval $ckpt.ckpt: ${EVAL_EPISODES:-50} episodes, $workers workers"
     timeout "${EVAL_S:-150}" python -m vismanip.cli eval "$work/run/$ckpt.ckpt" --task "$task" \
         --episodes "${EVAL_EPISODES:-50}" --workers "$workers" --json > "$out/eval_$ckpt.json"
+    status=$?
     cat "$out/eval_$ckpt.json"
-    echo "=== eval $ckpt: exit $? at $((SECONDS - start)) s"
+    echo "=== eval $ckpt: exit $status at $((SECONDS - start)) s"
 done
 true

@@ -275,7 +275,7 @@ class GailConfig:
     def steered_dims(self, perturbed: bool) -> list[int]:
         """The action dimensions the RL term may steer: those the critic sees vary in the
         replay (the explored `noise_dims`, plus every dimension a perturbed task's noise
-        moves when the executed action is recorded)."""
+        moves when the replay records that noise: `executed` or `noisy`)."""
         dims = set(self.learner.noise_dims)
         recorded_noise = self.record_action in ("executed", "noisy")
         if perturbed and recorded_noise and self.explore_perturbation[1] > 0:

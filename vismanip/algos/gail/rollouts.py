@@ -4,8 +4,8 @@ Workers act with the current weights of the policy plus Gaussian exploration noi
 its tanh (the deterministic action, `tanh(mean)`, is what eval and export use) and send
 back, per step, what the learner trains on: the frozen encoder's output (the actor's input,
 so the learner never re-encodes images), the privileged low-dim state (critic and
-discriminator), the action (the policy's, with the task's noise, or all the simulator executed: see
-`GailConfig.record_action`) and whether the episode ended in success.
+discriminator), the action (the policy's, that plus the task's noise, or all the simulator
+executed: see `GailConfig.record_action`) and whether the episode ended in success.
 """
 
 from __future__ import annotations
