@@ -23,7 +23,7 @@ echo "=== train $epochs epochs on $accelerator: ${TRAIN:-}"
 # shellcheck disable=SC2086  # TRAIN holds several key=value overrides
 timeout "${TRAIN_S:-300}" python -m vismanip.cli train --config "configs/bc/$task.yaml" \
     data="$work/demos.hdf5" trainer.accelerator="$accelerator" trainer.max_epochs="$epochs" \
-    rollout.every_n_epochs="${ROLLOUT_EVERY:-10}" rollout.episodes=14 rollout.workers="$workers" \
+    rollout.every_n_epochs="${ROLLOUT_EVERY:-10}" rollout.episodes="$workers" rollout.workers="$workers" \
     output_dir="$work/run" ${TRAIN:-} 2>&1 | grep -v "it/s\]" | tail -40
 echo "=== train: exit ${PIPESTATUS[0]} at $((SECONDS - start)) s"
 cp "$work"/run/*.ckpt "$work"/run/config.yaml "$work"/run/logs/metrics.csv "$out"/ 2>/dev/null

@@ -4,8 +4,8 @@
 erasing, perspective, photo overlay, Fourier style transfer, random convolution). It builds
 either a kornia pipeline, which augments a float batch (B, 3, H, W) on the training device,
 or an albumentations pipeline, which augments uint8 (H, W, 3) samples on the CPU inside the
-data loader. `backend: auto` picks albumentations on
-CPU and kornia on GPU, as `scripts/bench_augment.py` measured (see the README).
+data loader. `backend: auto` picks albumentations on CPU and kornia on GPU, as
+`scripts/bench_augment.py` measured (see the README).
 """
 
 from __future__ import annotations
