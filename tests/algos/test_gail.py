@@ -413,6 +413,29 @@ def test_recorded_action_is_the_executed_or_the_commanded_one():
     np.testing.assert_allclose(noisy.actions, np.clip(commanded + 0.05, -1, 1), atol=1e-6)
 
 
+def test_gripper_flips_reverse_the_policys_gripper_command_for_a_while():
+    from types import SimpleNamespace
+
+    from vismanip.algos.gail.rollouts import GailEpisode
+
+    policy = tiny_policy().eval()
+    with torch.no_grad():  # a policy that always closes the gripper, as after a missed grasp
+        policy.head.weight.zero_()
+        policy.head.bias.fill_(4.0)
+    env = _FakeEnv(steps=200)
+    worker = SimpleNamespace(policy=policy, env=lambda scene: env)
+    plain = GailEpisode(0, None, np.zeros(7), noise_seed=1)(worker).actions
+    assert np.all(plain[:, 6] > 0.99)
+    flips = GailEpisode(
+        0, None, np.zeros(7), noise_seed=1, gripper_flip_prob=0.05, gripper_flip_steps=10
+    )(worker).actions
+    opened = flips[:, 6] == -1.0
+    assert 10 <= opened.sum() < 150  # some reversals, each 10 steps long
+    np.testing.assert_allclose(flips[~opened], plain[~opened])  # nothing else changes
+    starts = np.flatnonzero(np.diff(opened.astype(int)) == 1) + 1
+    assert all(opened[start : start + 10].all() for start in starts if start + 10 <= len(opened))
+
+
 def test_the_rl_term_steers_the_dimensions_the_replay_varies():
     config = GailConfig()
     config.learner.noise_dims = [0, 1, 2, 6]
@@ -427,6 +450,13 @@ def test_the_rl_term_steers_the_dimensions_the_replay_varies():
     assert config.steered_dims(perturbed=True) == list(range(7))
     config.record_action = "commanded"
     assert config.steered_dims(perturbed=True) == [0, 1, 2, 6]
+    config.learner.noise_dims = [0, 1, 2]
+    config.learner.gripper_flip_prob = 0.02  # exploration reverses the gripper
+    assert config.steered_dims(perturbed=True) == [0, 1, 2, 6]
+    config.learner.gripper_flip_prob = 1.5
+    with pytest.raises(VismanipError, match="learner.gripper_flip_prob must be in"):
+        config.check()
+    config.learner.gripper_flip_prob = 0.0
     config.record_action = "policy"
     with pytest.raises(VismanipError, match="record_action must be one of commanded, noisy"):
         config.check()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vismanip.envs.actions import ACTION_DIM
+from vismanip.envs.actions import ACTION_DIM, GRIPPER_DIM
 from vismanip.envs.tasks import PERTURBED_DIMS
 from vismanip.errors import VismanipError
 from vismanip.rollout.runner import RunnerConfig
@@ -130,6 +130,13 @@ class LearnerConfig:
         rotation commands alone: on Lift, BC from clean demos fails under rotation noise
         of std 0.1 (0/10) but not under position noise (8/10), so noise there only ends
         episodes.
+    gripper_flip_prob: per-step chance that an exploring episode reverses the gripper
+        command (opens a closing gripper, closes an open one) for `gripper_flip_steps`
+        steps. robosuite's Panda gripper moves by the command's sign only, so Gaussian
+        noise around a saturated close command (+1) never opens it, and after a missed grasp the replay never shows the re-open and re-grasp
+        that the clean demos lack (run R closed on nothing and drove away). 0: off.
+    gripper_flip_steps: how long one reversal lasts (the finger target moves 0.2 of its
+        range per step: 10 steps from closed to open).
     threads: torch threads for the updates. 1 by default: the rollout workers share the
         cores, and oversubscribed threads ran an update 7x slower here (914 vs 125 ms,
         2 threads vs 1, on a loaded 2-core machine).
@@ -154,6 +161,8 @@ class LearnerConfig:
     demo_fraction: float = 0.0
     action_noise: float = 0.0
     noise_dims: list[int] = field(default_factory=lambda: list(range(ACTION_DIM)))
+    gripper_flip_prob: float = 0.0
+    gripper_flip_steps: int = 10
     threads: int = 1
     ppo: PpoConfig = field(default_factory=PpoConfig)
     iql: IqlConfig = field(default_factory=IqlConfig)
@@ -261,6 +270,12 @@ class GailConfig:
             )
         if self.disc.relative and self.disc.input != "state":
             raise VismanipError("disc.relative=true needs disc.input=state")
+        if not 0 <= self.learner.gripper_flip_prob <= 1 or self.learner.gripper_flip_steps < 1:
+            raise VismanipError(
+                "learner.gripper_flip_prob must be in [0, 1] and learner.gripper_flip_steps "
+                f"at least 1, not {self.learner.gripper_flip_prob} and "
+                f"{self.learner.gripper_flip_steps}"
+            )
         if self.learner.threads < 1:
             raise VismanipError(f"learner.threads must be at least 1, not {self.learner.threads}")
         if self.learner.batch_size < 2:
@@ -275,8 +290,11 @@ class GailConfig:
     def steered_dims(self, perturbed: bool) -> list[int]:
         """The action dimensions the RL term may steer: those the critic sees vary in the
         replay (the explored `noise_dims`, plus every dimension a perturbed task's noise
-        moves when the replay records that noise: `executed` or `noisy`)."""
+        moves when the replay records that noise: `executed` or `noisy`; the gripper when
+        exploration reverses it)."""
         dims = set(self.learner.noise_dims)
+        if self.learner.gripper_flip_prob > 0:
+            dims.add(GRIPPER_DIM)
         recorded_noise = self.record_action in ("executed", "noisy")
         if perturbed and recorded_noise and self.explore_perturbation[1] > 0:
             dims |= set(PERTURBED_DIMS)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vismanip.envs.actions import GRIPPER_CLOSE, GRIPPER_DIM, GRIPPER_OPEN
 from vismanip.policies import ImagePolicy
 from vismanip.rollout.episode import ActionWithExtras, Episode, rollout
 from vismanip.rollout.runner import RolloutWorker, Scene
@@ -98,7 +99,9 @@ class GailEpisode:
 
     The noise goes before the tanh (SAC's own TanhNormal) or, with `after_tanh`, onto the
     action itself, clipped to [-1, 1]: a BC policy's actions sit at ±1 on many steps (the
-    scripted expert saturates), where noise before the tanh moves nothing.
+    scripted expert saturates), where noise before the tanh moves nothing. With
+    `gripper_flip_prob`, exploration also reverses the gripper command now and then for
+    `gripper_flip_steps` steps (`LearnerConfig.gripper_flip_prob`).
     """
 
     seed: int
@@ -108,14 +111,18 @@ class GailEpisode:
     after_tanh: bool = False
     perturbation_strength: float = 1.0  # times the task's own (`explore_perturbation`)
     record: str = "commanded"  # which action the replay keeps (`GailConfig.record_action`)
+    gripper_flip_prob: float = 0.0  # per-step chance that a gripper reversal starts
+    gripper_flip_steps: int = 0
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
         env = worker.env(self.scene)
         object_key = env.spec.object_key
         noise = np.random.default_rng(self.noise_seed)
+        flip_steps_left = 0
 
         def act(obs: dict) -> ActionWithExtras:
+            nonlocal flip_steps_left
             encoding = encode_obs(policy, obs)
             with torch.no_grad():
                 mean = policy.action_mean(encoding)[0].numpy().astype(np.float64)
@@ -124,6 +131,12 @@ class GailEpisode:
                 action = np.clip(np.tanh(mean) + draw, -1.0, 1.0)
             else:
                 action = np.tanh(mean + draw)
+            flip_now = self.gripper_flip_prob > 0 and noise.random() < self.gripper_flip_prob
+            if flip_steps_left == 0 and flip_now:
+                flip_steps_left = self.gripper_flip_steps
+            if flip_steps_left > 0:  # the opposite of what the policy commands, fully
+                action[GRIPPER_DIM] = GRIPPER_OPEN if mean[GRIPPER_DIM] > 0 else GRIPPER_CLOSE
+                flip_steps_left -= 1
             extras = {"features": encoding[0].numpy(), "state": privileged_state(obs, object_key)}
             return ActionWithExtras(action, extras)
 

@@ -219,6 +219,8 @@ class GailRun:
                 after_tanh=after_tanh,
                 perturbation_strength=float(strength),
                 record=config.record_action,
+                gripper_flip_prob=config.learner.gripper_flip_prob,
+                gripper_flip_steps=config.learner.gripper_flip_steps,
             )
             for i, strength in enumerate(strengths)
         ]
