@@ -6,10 +6,13 @@ from it: BC drives past the cube and spins; one GAIL run climbed away for reward
 line measures whether the policy turns a tilted gripper back: per rotation axis, the slope
 of its rotation command on the gripper's tilt from its orientation at the episode's start
 (axis-angle, world frame, as OSC's rotation command). Noise in a perturbed task tilts the
-gripper; a policy that corrects it has negative slopes, one that ignores it slopes near 0.
+gripper; a policy that corrects it has negative slopes, one that ignores it slopes near 0. `--reopen N` asks whether re-opening is all a failed grasp lacks:
+when the fingers close on nothing with the object still down, the gripper is forced open
+for N steps and the policy goes on from there.
 
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --episodes 1
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --expert
+    python scripts/trace_policy.py runs/gail_exp/gail_R/last.ckpt --task lift_perturbed --reopen 8
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import robosuite.utils.transform_utils as transforms
 
+from vismanip.envs.actions import GRIPPER_DIM, GRIPPER_OPEN
 from vismanip.envs.tasks import task_spec
 from vismanip.envs.vision_env import VisionEnv
 from vismanip.experts import make_expert
@@ -36,6 +39,9 @@ def main() -> None:
     parser.add_argument(
         "--expert", action="store_true", help="the task's scripted expert acts (a reference)"
     )
+    parser.add_argument(
+        "--reopen", type=int, default=0, help="force the gripper open N steps after a miss"
+    )
     args = parser.parse_args()
     loaded = load_policy(args.checkpoint)
     policy = loaded.weights.build()
@@ -46,18 +52,31 @@ def main() -> None:
     np.set_printoptions(precision=3, suppress=True)
     tilts: list[np.ndarray] = []
     turns: list[np.ndarray] = []
+    successes = reopens = 0
     try:
         for index in range(args.episodes):
             trace: list[tuple[dict, np.ndarray]] = []
+            forced_open = [0]  # steps the gripper is still held open
 
-            def actor(obs: dict, trace: list = trace) -> np.ndarray:
-                action = expert.act(obs) if expert else policy.select_action(obs)
+            def actor(
+                obs: dict, trace: list = trace, forced_open: list = forced_open
+            ) -> np.ndarray:
+                nonlocal reopens
+                action = np.array(expert.act(obs) if expert else policy.select_action(obs))
+                if args.reopen and forced_open[0] == 0 and missed(obs, object_key, trace):
+                    forced_open[0] = args.reopen
+                    reopens += 1
+                    print(f"  t={len(trace):3d} closed on nothing: gripper forced open")
+                if forced_open[0] > 0:
+                    action[GRIPPER_DIM] = GRIPPER_OPEN
+                    forced_open[0] -= 1
                 trace.append((obs, action))
                 return action
 
             policy.reset()
             episode = rollout(env, actor, episode_seed(args.seed, index, EVAL_STREAM), record=False)
             print(f"episode {index}: success {episode.success}, {len(episode)} steps")
+            successes += episode.success
             start = trace[0][0]["robot0_eef_quat"]
             for obs, action in trace:
                 tilts.append(tilt_from(start, obs["robot0_eef_quat"]))
@@ -73,6 +92,8 @@ def main() -> None:
                 )
     finally:
         env.close()
+    forced = f", {reopens} forced re-openings" if args.reopen else ""
+    print(f"{successes}/{args.episodes} succeeded{forced}")
     tilt, turn = np.stack(tilts), np.stack(turns)
     slopes = [np.polyfit(tilt[:, axis], turn[:, axis], 1)[0] for axis in range(3)]
     print(
@@ -81,8 +102,20 @@ def main() -> None:
     )
 
 
+def missed(obs: dict, object_key: str, trace: list[tuple[dict, np.ndarray]]) -> bool:
+    """Fingers closed on nothing (a held Lift cube keeps them ~4 cm apart) while the
+    object is still within 1 cm of its height at the episode's start."""
+    fingers = obs["robot0_gripper_qpos"]
+    start_height = (trace[0][0] if trace else obs)[f"{object_key}_pos"][2]
+    return fingers[0] - fingers[1] < 0.01 and obs[f"{object_key}_pos"][2] < start_height + 0.01
+
+
 def tilt_from(start: np.ndarray, quat: np.ndarray) -> np.ndarray:
     """The rotation from `start` to `quat` (robosuite's xyzw) as an axis-angle vector."""
+    # Imported here: robosuite imports mujoco, which must come after vismanip's choice of
+    # a headless GL backend (VisionEnv makes it).
+    import robosuite.utils.transform_utils as transforms
+
     relative = transforms.quat_multiply(quat, transforms.quat_inverse(start))
     return transforms.quat2axisangle(relative if relative[3] >= 0 else -relative)  # q ~ -q
 
