@@ -53,6 +53,7 @@ def main() -> None:
     tilts: list[np.ndarray] = []
     turns: list[np.ndarray] = []
     successes = reopens = 0
+    missed_steps = opened_on_miss = 0  # does the policy itself re-open after a miss?
     try:
         for index in range(args.episodes):
             trace: list[tuple[dict, np.ndarray]] = []
@@ -61,9 +62,12 @@ def main() -> None:
             def actor(
                 obs: dict, trace: list = trace, forced_open: list = forced_open
             ) -> np.ndarray:
-                nonlocal reopens
+                nonlocal reopens, missed_steps, opened_on_miss
                 action = np.array(expert.act(obs) if expert else policy.select_action(obs))
-                if args.reopen and forced_open[0] == 0 and missed(obs, object_key, trace):
+                is_miss = missed(obs, object_key, trace)
+                missed_steps += is_miss
+                opened_on_miss += is_miss and action[GRIPPER_DIM] < 0
+                if args.reopen and forced_open[0] == 0 and is_miss:
                     forced_open[0] = args.reopen
                     reopens += 1
                     print(f"  t={len(trace):3d} closed on nothing: gripper forced open")
@@ -94,6 +98,7 @@ def main() -> None:
         env.close()
     forced = f", {reopens} forced re-openings" if args.reopen else ""
     print(f"{successes}/{args.episodes} succeeded{forced}")
+    print(f"{missed_steps} steps closed on nothing; the policy commanded open on {opened_on_miss}")
     tilt, turn = np.stack(tilts), np.stack(turns)
     slopes = [np.polyfit(tilt[:, axis], turn[:, axis], 1)[0] for axis in range(3)]
     print(
