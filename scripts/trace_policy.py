@@ -6,9 +6,11 @@ from it: BC drives past the cube and spins; one GAIL run climbed away for reward
 line measures whether the policy turns a tilted gripper back: per rotation axis, the slope
 of its rotation command on the gripper's tilt from its orientation at the episode's start
 (axis-angle, world frame, as OSC's rotation command). Noise in a perturbed task tilts the
-gripper; a policy that corrects it has negative slopes, one that ignores it slopes near 0. `--reopen N` asks whether re-opening is all a failed grasp lacks:
-when the fingers close on nothing with the object still down, the gripper is forced open
-for N steps and the policy goes on from there.
+gripper; a policy that corrects it has negative slopes, one that ignores it slopes near 0.
+It also counts the steps with the fingers closed on nothing (the object still down) and how
+often the policy commands the gripper open there; `--reopen N` asks whether re-opening is
+all a failed grasp lacks: after each such miss the gripper is forced open for N steps and
+the policy goes on from there.
 
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --episodes 1
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --expert

@@ -133,8 +133,9 @@ class LearnerConfig:
     gripper_flip_prob: per-step chance that an exploring episode reverses the gripper
         command (opens a closing gripper, closes an open one) for `gripper_flip_steps`
         steps. robosuite's Panda gripper moves by the command's sign only, so Gaussian
-        noise around a saturated close command (+1) never opens it, and after a missed grasp the replay never shows the re-open and re-grasp
-        that the clean demos lack (run R closed on nothing and drove away). 0: off.
+        noise around a saturated close command (+1) never opens it, and after a missed
+        grasp the replay never shows the re-open and re-grasp that the clean demos lack
+        (run R closed on nothing and drove away). 0: off.
     gripper_flip_steps: how long one reversal lasts (the finger target moves 0.2 of its
         range per step: 10 steps from closed to open).
     threads: torch threads for the updates. 1 by default: the rollout workers share the

@@ -112,7 +112,7 @@ class GailEpisode:
     perturbation_strength: float = 1.0  # times the task's own (`explore_perturbation`)
     record: str = "commanded"  # which action the replay keeps (`GailConfig.record_action`)
     gripper_flip_prob: float = 0.0  # per-step chance that a gripper reversal starts
-    gripper_flip_steps: int = 0
+    gripper_flip_steps: int = 10
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
