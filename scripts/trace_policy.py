@@ -27,6 +27,7 @@ from vismanip.envs.actions import GRIPPER_DIM, GRIPPER_OPEN
 from vismanip.envs.tasks import task_spec
 from vismanip.envs.vision_env import VisionEnv
 from vismanip.experts import make_expert
+from vismanip.experts.base import gripper_gap
 from vismanip.policies.checkpoint import load_policy
 from vismanip.rollout.episode import EVAL_STREAM, episode_seed, rollout
 
@@ -112,9 +113,8 @@ def main() -> None:
 def missed(obs: dict, object_key: str, trace: list[tuple[dict, np.ndarray]]) -> bool:
     """Fingers closed on nothing (a held Lift cube keeps them ~4 cm apart) while the
     object is still within 1 cm of its height at the episode's start."""
-    fingers = obs["robot0_gripper_qpos"]
     start_height = (trace[0][0] if trace else obs)[f"{object_key}_pos"][2]
-    return fingers[0] - fingers[1] < 0.01 and obs[f"{object_key}_pos"][2] < start_height + 0.01
+    return gripper_gap(obs) < 0.01 and obs[f"{object_key}_pos"][2] < start_height + 0.01
 
 
 def tilt_from(start: np.ndarray, quat: np.ndarray) -> np.ndarray:
