@@ -60,23 +60,21 @@ def main() -> None:
     try:
         for index in range(args.episodes):
             trace: list[tuple[dict, np.ndarray]] = []
-            forced_open = [0]  # steps the gripper is still held open
+            forced_open = 0  # steps the gripper is still held open
 
-            def actor(
-                obs: dict, trace: list = trace, forced_open: list = forced_open
-            ) -> np.ndarray:
-                nonlocal reopens, missed_steps, opened_on_miss
+            def actor(obs: dict, trace: list = trace) -> np.ndarray:
+                nonlocal forced_open, reopens, missed_steps, opened_on_miss
                 action = np.array(expert.act(obs) if expert else policy.select_action(obs))
                 is_miss = missed(obs, object_key, trace)
                 missed_steps += is_miss
                 opened_on_miss += is_miss and action[GRIPPER_DIM] < 0
-                if args.reopen and forced_open[0] == 0 and is_miss:
-                    forced_open[0] = args.reopen
+                if args.reopen and forced_open == 0 and is_miss:
+                    forced_open = args.reopen
                     reopens += 1
                     print(f"  t={len(trace):3d} closed on nothing: gripper forced open")
-                if forced_open[0] > 0:
+                if forced_open > 0:
                     action[GRIPPER_DIM] = GRIPPER_OPEN
-                    forced_open[0] -= 1
+                    forced_open -= 1
                 trace.append((obs, action))
                 return action
 
