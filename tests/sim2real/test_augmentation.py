@@ -49,10 +49,13 @@ def test_presets_exist_and_load():
         "overlay",
         "fda",
         "random_conv",
+        "visual_shift",
     }
     strong = _preset(Path("configs/augmentation/strong.yaml"))
     assert strong.erasing_prob > 0 and strong.crop_scale < 1
     assert _preset(Path("configs/augmentation/sim2real.yaml")).same_across_cameras
+    shift = _preset(Path("configs/augmentation/visual_shift.yaml"))
+    assert shift.overlay_prob > 0 and shift.random_conv_prob > 0 and shift.perspective > 0
     with pytest.raises(VismanipError, match="config file not found"):
         load_config(TrainConfig, None, ["augmentation=configs/augmentation/nope.yaml"])
 
