@@ -436,6 +436,32 @@ def test_gripper_flips_reverse_the_policys_gripper_command_for_a_while():
     assert all(opened[start : start + 10].all() for start in starts if start + 10 <= len(opened))
 
 
+def test_held_exploration_noise_changes_every_hold_steps():
+    from types import SimpleNamespace
+
+    from vismanip.algos.gail.rollouts import GailEpisode
+
+    policy = tiny_policy().eval()
+    with torch.no_grad():  # a constant policy: every change in the action is the noise
+        policy.head.weight.zero_()
+        policy.head.bias.zero_()
+    env = _FakeEnv(steps=40)
+    worker = SimpleNamespace(policy=policy, env=lambda scene: env)
+    std = np.full(7, 0.1)
+    per_step = GailEpisode(0, None, std, noise_seed=1, after_tanh=True)(worker).actions
+    held = GailEpisode(0, None, std, noise_seed=1, after_tanh=True, noise_hold_steps=10)(
+        worker
+    ).actions
+    assert np.all(np.abs(np.diff(per_step, axis=0)) > 0)  # a new draw every step
+    changes = np.flatnonzero(np.any(np.diff(held, axis=0) != 0, axis=1)) + 1
+    np.testing.assert_array_equal(changes, [10, 20, 30])  # one draw per 10 steps
+    np.testing.assert_allclose(held[0], per_step[0])  # the same stream, drawn less often
+    config = GailConfig()
+    config.learner.noise_hold_steps = 0
+    with pytest.raises(VismanipError, match="learner.noise_hold_steps must be at least 1"):
+        config.check()
+
+
 def test_the_rl_term_steers_the_dimensions_the_replay_varies():
     config = GailConfig()
     config.learner.noise_dims = [0, 1, 2, 6]

@@ -130,6 +130,12 @@ class LearnerConfig:
         rotation commands alone: on Lift, BC from clean demos fails under rotation noise
         of std 0.1 (0/10) but not under position noise (8/10), so noise there only ends
         episodes.
+    noise_hold_steps: each exploration draw is held for this many steps (1: a new draw
+        every step). Per-step noise of std 0.1 averages out within a few steps and never
+        carries the gripper far from where the policy goes; a draw held 10 steps moves it
+        several cm (temporally extended exploration, as in Dabney et al. 2021's
+        epsilon-z-greedy): traces of runs R and S showed the policy past the cube in +x,
+        still commanding +x (every demo approaches from -x), with no explored way back.
     gripper_flip_prob: per-step chance that an exploring episode reverses the gripper
         command (opens a closing gripper, closes an open one) for `gripper_flip_steps`
         steps. robosuite's Panda gripper moves by the command's sign only, so Gaussian
@@ -162,6 +168,7 @@ class LearnerConfig:
     demo_fraction: float = 0.0
     action_noise: float = 0.0
     noise_dims: list[int] = field(default_factory=lambda: list(range(ACTION_DIM)))
+    noise_hold_steps: int = 1
     gripper_flip_prob: float = 0.0
     gripper_flip_steps: int = 10
     threads: int = 1
@@ -276,6 +283,10 @@ class GailConfig:
                 "learner.gripper_flip_prob must be in [0, 1] and learner.gripper_flip_steps "
                 f"at least 1, not {self.learner.gripper_flip_prob} and "
                 f"{self.learner.gripper_flip_steps}"
+            )
+        if self.learner.noise_hold_steps < 1:
+            raise VismanipError(
+                f"learner.noise_hold_steps must be at least 1, not {self.learner.noise_hold_steps}"
             )
         if self.learner.threads < 1:
             raise VismanipError(f"learner.threads must be at least 1, not {self.learner.threads}")

@@ -101,7 +101,8 @@ class GailEpisode:
     action itself, clipped to [-1, 1]: a BC policy's actions sit at ±1 on many steps (the
     scripted expert saturates), where noise before the tanh moves nothing. With
     `gripper_flip_prob`, exploration also reverses the gripper command now and then for
-    `gripper_flip_steps` steps (`LearnerConfig.gripper_flip_prob`).
+    `gripper_flip_steps` steps (`LearnerConfig.gripper_flip_prob`). Each noise draw is held
+    for `noise_hold_steps` steps (`LearnerConfig.noise_hold_steps`).
     """
 
     seed: int
@@ -113,6 +114,7 @@ class GailEpisode:
     record: str = "commanded"  # which action the replay keeps (`GailConfig.record_action`)
     gripper_flip_prob: float = 0.0  # per-step chance that a gripper reversal starts
     gripper_flip_steps: int = 10
+    noise_hold_steps: int = 1
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
@@ -120,13 +122,18 @@ class GailEpisode:
         object_key = env.spec.object_key
         noise = np.random.default_rng(self.noise_seed)
         flip_steps_left = 0
+        draw = np.zeros_like(self.std)
+        hold_steps_left = 0
 
         def act(obs: dict) -> ActionWithExtras:
-            nonlocal flip_steps_left
+            nonlocal flip_steps_left, draw, hold_steps_left
             encoding = encode_obs(policy, obs)
             with torch.no_grad():
                 mean = policy.action_mean(encoding)[0].numpy().astype(np.float64)
-            draw = self.std * noise.standard_normal(mean.shape)
+            if hold_steps_left == 0:
+                draw = self.std * noise.standard_normal(mean.shape)
+                hold_steps_left = self.noise_hold_steps
+            hold_steps_left -= 1
             if self.after_tanh:
                 action = np.clip(np.tanh(mean) + draw, -1.0, 1.0)
             else:

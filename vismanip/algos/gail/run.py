@@ -221,6 +221,7 @@ class GailRun:
                 record=config.record_action,
                 gripper_flip_prob=config.learner.gripper_flip_prob,
                 gripper_flip_steps=config.learner.gripper_flip_steps,
+                noise_hold_steps=config.learner.noise_hold_steps,
             )
             for i, strength in enumerate(strengths)
         ]
