@@ -10,7 +10,9 @@ gripper; a policy that corrects it has negative slopes, one that ignores it slop
 It also counts the steps with the fingers closed on nothing (the object still down) and how
 often the policy commands the gripper open there; `--reopen N` asks whether re-opening is
 all a failed grasp lacks: after each such miss the gripper is forced open for N steps and
-the policy goes on from there.
+the policy goes on from there. And it counts the steps with the gripper more than 2 cm past
+the object in +x (every Lift demo approaches from -x) and how often the policy commands -x
+there: whether it knows the way back.
 
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --episodes 1
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --expert
@@ -30,6 +32,8 @@ from vismanip.experts import make_expert
 from vismanip.experts.base import gripper_gap
 from vismanip.policies.checkpoint import load_policy
 from vismanip.rollout.episode import EVAL_STREAM, episode_seed, rollout
+
+PAST_M = 0.02
 
 
 def main() -> None:
@@ -57,6 +61,7 @@ def main() -> None:
     turns: list[np.ndarray] = []
     successes = reopens = 0
     missed_steps = opened_on_miss = 0  # does the policy itself re-open after a miss?
+    past_steps = back_on_past = 0  # does it go back when it is past the object in +x?
     try:
         for index in range(args.episodes):
             trace: list[tuple[dict, np.ndarray]] = []
@@ -64,7 +69,11 @@ def main() -> None:
 
             def actor(obs: dict, trace: list = trace) -> np.ndarray:
                 nonlocal forced_open, reopens, missed_steps, opened_on_miss
+                nonlocal past_steps, back_on_past
                 action = np.array(expert.act(obs) if expert else policy.select_action(obs))
+                is_past = obs[f"{object_key}_pos"][0] - obs["robot0_eef_pos"][0] < -PAST_M
+                past_steps += is_past
+                back_on_past += is_past and action[0] < 0
                 is_miss = missed(obs, object_key, trace)
                 missed_steps += is_miss
                 opened_on_miss += is_miss and action[GRIPPER_DIM] < 0
@@ -100,6 +109,10 @@ def main() -> None:
     forced = f", {reopens} forced re-openings" if args.reopen else ""
     print(f"{successes}/{args.episodes} succeeded{forced}")
     print(f"{missed_steps} steps closed on nothing; the policy commanded open on {opened_on_miss}")
+    print(
+        f"{past_steps} steps more than {100 * PAST_M:.0f} cm past the object in +x; "
+        f"the policy commanded -x on {back_on_past}"
+    )
     tilt, turn = np.stack(tilts), np.stack(turns)
     slopes = [np.polyfit(tilt[:, axis], turn[:, axis], 1)[0] for axis in range(3)]
     print(
