@@ -6,6 +6,12 @@
 Each input is the `<report>.json` that `vismanip eval --shift/--suite` writes. The table has
 a row per policy: success (95% CI) per split, then the drop from the first split to the last
 (or the drops named with `--drop seen,novel --drop seen,clutter_4`).
+
+With `--curve XLABEL` the labels are numbers (demos, epochs) and the plot is a line per
+split, success against that number (issue "sim-to-real": success vs randomized demos):
+
+    python scripts/compare_splits.py --out runs/s2r/demos_curve --curve "randomized demos" \
+        200=runs/s2r/dr200_chunk/shift/shift.json 1000=runs/s2r/dr1000_chunk/shift/shift.json
 """
 
 from __future__ import annotations
@@ -86,6 +92,34 @@ def plot(policies: dict[str, dict[str, dict]], path: Path, title: str) -> None:
     plt.close(figure)
 
 
+def plot_curve(policies: dict[str, dict[str, dict]], path: Path, title: str, xlabel: str) -> None:
+    """One line per split: success (with its 95% CI as a band) against the numeric labels."""
+    try:
+        xs = np.array([float(label) for label in policies])
+    except ValueError:
+        raise SystemExit(f"error: --curve needs numeric labels, not {list(policies)}") from None
+    order = np.argsort(xs)
+    splits = list(next(iter(policies.values())))
+    summaries = [list(policies.values())[i] for i in order]
+    figure, axes = plt.subplots(figsize=(6, 3.8))
+    for split in splits:
+        rates = np.array([s[split]["success_rate"] for s in summaries]) * 100
+        ci = np.array([s[split]["success_ci95"] for s in summaries]).T * 100
+        (line,) = axes.plot(xs[order], rates, marker="o", label=split)
+        axes.fill_between(xs[order], ci[0], ci[1], color=line.get_color(), alpha=0.12)
+    axes.set_xscale("log")
+    axes.set_xticks(xs[order], [f"{x:g}" for x in xs[order]])
+    axes.minorticks_off()
+    axes.set_ylim(0, 105)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("success (%)")
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=8, frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -93,6 +127,9 @@ def main() -> None:
     )
     parser.add_argument("--out", required=True, help="Folder for compare.md and compare.png")
     parser.add_argument("--title", default="success per split (95% CI)")
+    parser.add_argument(
+        "--curve", metavar="XLABEL", help="numeric labels: plot success against them per split"
+    )
     parser.add_argument(
         "--drop",
         action="append",
@@ -111,7 +148,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     markdown = table(policies, drops)
     (out / "compare.md").write_text(markdown)
-    plot(policies, out / "compare.png", args.title)
+    if args.curve:
+        plot_curve(policies, out / "compare.png", args.title, args.curve)
+    else:
+        plot(policies, out / "compare.png", args.title)
     print(markdown, end="")
     print(f"plot: {out / 'compare.png'}")
 

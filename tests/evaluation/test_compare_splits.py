@@ -50,3 +50,19 @@ def test_named_drops_and_unknown_split(tmp_path):
     assert bad.stderr.strip().splitlines() == [
         "error: --drop seen,nvel: want FROM,TO among ['seen', 'novel', 'clutter_4']"
     ]
+
+
+def test_curve_orders_numeric_labels_and_refuses_others(tmp_path):
+    small = _report(tmp_path / "a.json", {"none": 0.3, "all": 0.3})
+    large = _report(tmp_path / "b.json", {"none": 0.9, "all": 0.8})
+    command = [sys.executable, "scripts/compare_splits.py", "--out", str(tmp_path / "c")]
+    subprocess.run(command + ["--curve", "demos", f"1000={large}", f"200={small}"], check=True)
+    assert (tmp_path / "c" / "compare.png").stat().st_size > 5000
+    assert (
+        "| 1000 | 90% (80–100) | 80% (70–90) | +10 |" in (tmp_path / "c" / "compare.md").read_text()
+    )
+    bad = subprocess.run(
+        command + ["--curve", "demos", f"dr={small}"], capture_output=True, text=True
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines() == ["error: --curve needs numeric labels, not ['dr']"]
