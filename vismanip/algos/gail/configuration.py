@@ -133,9 +133,10 @@ class LearnerConfig:
     noise_hold_steps: each exploration draw is held for this many steps (1: a new draw
         every step). Per-step noise of std 0.1 averages out within a few steps and never
         carries the gripper far from where the policy goes; a draw held 10 steps moves it
-        several cm (temporally extended exploration, as in Dabney et al. 2021's
+        several cm (temporally extended exploration, in the spirit of Dabney et al. 2021's
         epsilon-z-greedy): traces of runs R and S showed the policy past the cube in +x,
         still commanding +x (every demo approaches from -x), with no explored way back.
+        Run T (0.1 held 10 steps) did not teach it either: see the README.
     gripper_flip_prob: per-step chance that an exploring episode reverses the gripper
         command (opens a closing gripper, closes an open one) for `gripper_flip_steps`
         steps. robosuite's Panda gripper moves by the command's sign only, so Gaussian
