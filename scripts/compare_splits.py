@@ -99,8 +99,9 @@ def plot_curve(policies: dict[str, dict[str, dict]], path: Path, title: str, xla
     except ValueError:
         raise SystemExit(f"error: --curve needs numeric labels, not {list(policies)}") from None
     order = np.argsort(xs)
-    splits = list(next(iter(policies.values())))
-    summaries = [list(policies.values())[i] for i in order]
+    reports = list(policies.values())
+    splits = list(reports[0])
+    summaries = [reports[i] for i in order]
     figure, axes = plt.subplots(figsize=(6, 3.8))
     for split in splits:
         rates = np.array([s[split]["success_rate"] for s in summaries]) * 100
