@@ -443,6 +443,12 @@ class IqlGailLearner(GailLearner):
             actor_loss=float(rl_loss.detach()),
             bc_loss=float(bc_loss.detach()),
             advantage_weight_max=float(weights[:own].max()),
+            # How many of the policy's own transitions the regression really follows
+            # (Kish's effective sample size over the batch's own rows, as a fraction):
+            # near 1 it is BC on the replay, near 0 a few noisy critic values decide.
+            advantage_weight_ess=float(
+                weights[:own].sum() ** 2 / (weights[:own] ** 2).sum() / own
+            ),
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
         )
