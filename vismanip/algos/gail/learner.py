@@ -446,9 +446,7 @@ class IqlGailLearner(GailLearner):
             # How many of the policy's own transitions the regression really follows
             # (Kish's effective sample size over the batch's own rows, as a fraction):
             # near 1 it is BC on the replay, near 0 a few noisy critic values decide.
-            advantage_weight_ess=float(
-                weights[:own].sum() ** 2 / (weights[:own] ** 2).sum() / own
-            ),
+            advantage_weight_ess=float(weights[:own].sum() ** 2 / (weights[:own] ** 2).sum() / own),
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
         )
