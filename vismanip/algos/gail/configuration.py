@@ -136,7 +136,8 @@ class LearnerConfig:
         several cm (temporally extended exploration, in the spirit of Dabney et al. 2021's
         epsilon-z-greedy): traces of runs R and S showed the policy past the cube in +x,
         still commanding +x (every demo approaches from -x), with no explored way back.
-        Run T (0.1 held 10 steps) did not teach it either: see the README.
+        Run T (0.1 held 10 steps) did not teach it either; run U (0.5 held 10 steps) did,
+        heading back on half of its past-the-cube steps: see the README.
     gripper_flip_prob: per-step chance that an exploring episode reverses the gripper
         command (opens a closing gripper, closes an open one) for `gripper_flip_steps`
         steps. robosuite's Panda gripper moves by the command's sign only, so Gaussian

@@ -431,6 +431,7 @@ class IqlGailLearner(GailLearner):
             self.iql_loss.qvalue_loss(batch)[0].mean() + self.iql_loss.value_loss(batch)[0].mean()
         )
         weights = self.advantage_weights(batch)
+        own_weights = weights[:own]
         predicted = torch.tanh(self.head(batch["features"])[0])
         errors = ((predicted - batch["action"]) ** 2).mean(-1)
         rl_loss = (weights * errors).sum() / weights.sum()
@@ -442,11 +443,11 @@ class IqlGailLearner(GailLearner):
             critic_loss=float(critic_loss.detach()),
             actor_loss=float(rl_loss.detach()),
             bc_loss=float(bc_loss.detach()),
-            advantage_weight_max=float(weights[:own].max()),
+            advantage_weight_max=float(own_weights.max()),
             # How many of the policy's own transitions the regression really follows
             # (Kish's effective sample size over the batch's own rows, as a fraction):
             # near 1 it is BC on the replay, near 0 a few noisy critic values decide.
-            advantage_weight_ess=float(weights[:own].sum() ** 2 / (weights[:own] ** 2).sum() / own),
+            advantage_weight_ess=float(own_weights.sum() ** 2 / (own_weights**2).sum() / own),
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
         )
