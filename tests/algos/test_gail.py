@@ -495,11 +495,32 @@ def test_exploration_noise_only_on_noise_dims(action_noise):
     config = GailConfig()
     config.learner.action_noise = action_noise
     config.learner.noise_dims = [0, 1, 2, 6]  # rotation commands left alone
-    std = exploration_std(config.learner, np.full(7, np.log(0.3)))
+    std = exploration_std(config.learner, np.full(7, np.log(0.3)), env_steps=0)
     np.testing.assert_allclose(std[[3, 4, 5]], 0.0)
     np.testing.assert_allclose(std[[0, 1, 2, 6]], action_noise or 0.3)
     config.learner.noise_dims = [7]
     with pytest.raises(VismanipError, match="learner.noise_dims must name action dimensions"):
+        config.check()
+
+
+def test_the_noise_schedule_steps_the_exploration_std_at_its_env_steps():
+    """Run V's recipe as one setting: 0.5 until 40k env steps, then 0.25."""
+    from vismanip.algos.gail.run import exploration_std
+
+    config = GailConfig()
+    config.learner.action_noise = 0.5
+    config.learner.action_noise_schedule = [[40000, 0.25], [80000, 0.1]]
+    config.check()
+    learned = np.full(7, np.log(0.3))
+    stds = [exploration_std(config.learner, learned, n)[0] for n in (0, 39999, 40000, 90000)]
+    np.testing.assert_allclose(stds, [0.5, 0.5, 0.25, 0.1])
+    for bad in ([[40000, 0.25], [20000, 0.1]], [[40000, 1.5]], [[40000]]):
+        config.learner.action_noise_schedule = bad
+        with pytest.raises(VismanipError, match="learner.action_noise_schedule must be"):
+            config.check()
+    config.learner.action_noise_schedule = [[40000, 0.25]]
+    config.learner.action_noise = 0.0
+    with pytest.raises(VismanipError, match="needs learner.action_noise > 0"):
         config.check()
 
 

@@ -123,6 +123,12 @@ class LearnerConfig:
     action_noise: 0 (default): explore with SAC's learned std before the tanh. > 0: add
         Gaussian noise of this std to the action after the tanh, clipped (as DrQ-v2 and
         ROT explore), because before the tanh a saturated BC action (±1) does not move.
+    action_noise_schedule: [[env_steps, std], ...]: from each listed env-step count on,
+        exploration uses that std instead of `action_noise` (a step schedule, as DrQ-v2
+        anneals its exploration). Run V explored with 0.5 to 40k steps, where large held
+        noise taught the way back past the cube, then 0.25, where exploring grasps
+        succeeded again: `[[40000, 0.25]]` with `action_noise: 0.5`. A resumed run
+        follows it too, so a change of noise needs no edited config.
     noise_dims: the action dimensions exploration noise (either kind) is added to. The
         RL term steers these and, with `record_action=executed` in a perturbed task, the
         dimensions the task's own noise moves (`GailConfig.steered_dims`); the others act
@@ -169,6 +175,7 @@ class LearnerConfig:
     actor_start_steps: int = 10_000
     demo_fraction: float = 0.0
     action_noise: float = 0.0
+    action_noise_schedule: list[list[float]] = field(default_factory=list)
     noise_dims: list[int] = field(default_factory=lambda: list(range(ACTION_DIM)))
     noise_hold_steps: int = 1
     gripper_flip_prob: float = 0.0
@@ -264,6 +271,19 @@ class GailConfig:
         if not 0 <= self.learner.action_noise <= 1:
             raise VismanipError(
                 f"learner.action_noise must be in [0, 1], not {self.learner.action_noise}"
+            )
+        schedule = self.learner.action_noise_schedule
+        if any(len(pair) != 2 or pair[0] < 0 or not 0 < pair[1] <= 1 for pair in schedule) or [
+            pair[0] for pair in schedule
+        ] != sorted(pair[0] for pair in schedule):
+            raise VismanipError(
+                "learner.action_noise_schedule must be [[env_steps, std], ...] with rising "
+                f"env_steps and 0 < std <= 1, not {schedule}"
+            )
+        if schedule and self.learner.action_noise <= 0:
+            raise VismanipError(
+                "learner.action_noise_schedule needs learner.action_noise > 0 (noise after "
+                "the tanh) to start from"
             )
         if not self.learner.noise_dims or not set(self.learner.noise_dims) <= set(
             range(ACTION_DIM)

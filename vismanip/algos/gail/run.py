@@ -146,7 +146,10 @@ class GailRun:
             while progress.env_steps < config.env_steps:
                 started = time.perf_counter()
                 if pending is None:
-                    batch = self._collect(runner, *self._exploration(learner, progress.iteration))
+                    batch = self._collect(
+                        runner,
+                        *self._exploration(learner, progress.iteration, progress.env_steps),
+                    )
                 else:
                     batch = pending.result()
                     pending = None
@@ -158,9 +161,17 @@ class GailRun:
                     and not self._evaluation_due(after, progress)
                 ):
                     pending = collector.submit(
-                        self._collect, runner, *self._exploration(learner, progress.iteration + 1)
+                        self._collect,
+                        runner,
+                        *self._exploration(learner, progress.iteration + 1, after),
                     )
                 stats = self._train(learner, batch, progress.iteration, after)
+                if config.learner.action_noise > 0:  # the noise this batch explored with
+                    stats["exploration_std"] = float(
+                        exploration_std(config.learner, np.zeros(ACTION_DIM), progress.env_steps)[
+                            config.learner.noise_dims
+                        ].mean()
+                    )
                 progress.env_steps += steps
                 progress.iteration += 1
                 stats.update(
@@ -199,13 +210,13 @@ class GailRun:
         )
 
     def _exploration(
-        self, learner: Learner, iteration: int
+        self, learner: Learner, iteration: int, env_steps: int
     ) -> tuple[PolicyWeights, list[GailEpisode]]:
-        """The current weights and one batch of exploring episodes with the current std,
-        copied now (in the main thread: the learner may change them right after)."""
+        """The current weights and one batch of exploring episodes with the std for
+        `env_steps`, copied now (in the main thread: the learner may change them right after)."""
         config = self.config
         after_tanh = config.learner.action_noise > 0
-        std = exploration_std(config.learner, learner.head.log_std.detach().numpy())
+        std = exploration_std(config.learner, learner.head.log_std.detach().numpy(), env_steps)
         low, high = config.explore_perturbation
         strengths = np.random.default_rng(
             episode_seed(config.seed + 2, iteration, GAIL_STREAM)
@@ -359,11 +370,16 @@ class GailRun:
         return progress
 
 
-def exploration_std(config: LearnerConfig, log_std: np.ndarray) -> np.ndarray:
-    """Per action dimension: `action_noise` (after the tanh) if set, else SAC's learned std
-    (before it); 0 outside `noise_dims`."""
+def exploration_std(config: LearnerConfig, log_std: np.ndarray, env_steps: int) -> np.ndarray:
+    """Per action dimension: `action_noise` (after the tanh) if set, or the last entry of
+    `action_noise_schedule` that `env_steps` has reached; else SAC's learned std (before the
+    tanh); 0 outside `noise_dims`."""
     if config.action_noise > 0:
-        std = np.full(ACTION_DIM, config.action_noise)
+        noise = config.action_noise
+        for start, scheduled in config.action_noise_schedule:
+            if env_steps >= start:
+                noise = scheduled
+        std = np.full(ACTION_DIM, noise)
     else:
         std = np.exp(np.clip(log_std, -5.0, 1.0)).astype(np.float64)
     std[np.setdiff1d(np.arange(ACTION_DIM), config.noise_dims)] = 0.0
