@@ -50,14 +50,26 @@ def toy_transitions(count: int, centre: float, action: float, seed: int) -> Tens
     )
 
 
+def toy_frames(count: int, brightness: float, seed: int) -> np.ndarray:
+    """(count, 3, 16, 16) uint8 frames: noise around `brightness` in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    pixels = 255 * (brightness + 0.15 * rng.normal(size=(count, 3, 16, 16)))
+    return pixels.clip(0, 255).astype(np.uint8)
+
+
 def toy_learner(**disc) -> GailLearner:
+    """Expert transitions around +1 (bright frames), the policy's around -1 (dark)."""
     config = GailConfig()
     config.learner.batch_size = 64
     for key, value in disc.items():
         setattr(config.disc, key, value)
     expert = toy_transitions(200, centre=1.0, action=0.5, seed=0)
+    policy = toy_transitions(200, centre=-1.0, action=-0.5, seed=1)
+    if config.disc.input == "image":
+        expert["frames"] = torch.as_tensor(toy_frames(199, 0.7, seed=2))
+        policy["frames"] = torch.as_tensor(toy_frames(199, 0.3, seed=3))
     learner = GailLearner(tiny_policy(), OBS_DIM, expert, config)
-    learner.add(toy_transitions(200, centre=-1.0, action=-0.5, seed=1))
+    learner.add(policy)
     return learner
 
 
@@ -74,6 +86,37 @@ def test_discriminator_separates_expert_from_policy_transitions(pairs):
     expert_reward = learner.reward(learner.expert[:64]).mean()
     policy_reward = learner.reward(learner.replay.sample()).mean()
     assert expert_reward > policy_reward + 1.0
+
+
+def test_a_discriminator_on_frames_separates_expert_from_policy_frames():
+    """`disc.input=image`: D reads small frames (randomly shifted alike on both sources)
+    and the absorbing indicator; the critic keeps reading the low-dim observation."""
+    torch.manual_seed(0)
+    learner = toy_learner(input="image", image_size=16, image_shift=2)
+    stats = [learner.update() for _ in range(100)]
+    assert stats[-1]["disc_accuracy_expert"] > 0.9
+    assert stats[-1]["disc_accuracy_policy"] > 0.9
+    expert_reward = learner.reward(learner.expert[:64]).mean()
+    policy_reward = learner.reward(learner.replay.sample()).mean()
+    assert expert_reward > policy_reward + 1.0
+
+
+def test_expert_frames_are_the_demos_cameras_downsampled(tiny_dataset):
+    from vismanip.algos.gail.expert import expert_transitions
+
+    path, episodes = tiny_dataset
+    policy = tiny_policy()
+    expert = expert_transitions(str(path), policy, "lift", "features", frame_size=16)
+    assert expert["frames"].shape == (len(expert), 3, 16, 16)
+    assert expert["frames"].dtype == torch.uint8
+    first = torch.as_tensor(episodes[0].observations["agentview_image"][0]).permute(2, 0, 1).float()
+    mean_colour = first.mean((1, 2))  # area downsampling keeps each channel's mean
+    torch.testing.assert_close(
+        expert["frames"][0].float().mean((1, 2)), mean_colour, atol=1.0, rtol=0
+    )
+    absorbing = expert["observation"][:, -1] == 1
+    assert bool(absorbing.any()) and int(expert["frames"][absorbing].max()) == 0
+    assert "frames" not in expert_transitions(str(path), policy, "lift", "features").keys()
 
 
 def test_demo_fraction_puts_demos_in_the_critics_batches(monkeypatch):
@@ -160,7 +203,12 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
 
     assert "demos have no obs/cube_pos" in run()
     assert "disc.input=features" in run()
-    assert "disc.input must be one of state, features, not 'pixels'" in run(disc_input="pixels")
+    assert "disc.input must be one of state, features, image, not 'pixels'" in run(
+        disc_input="pixels"
+    )
+    assert "disc.input=image reads one frame per step" in run(
+        disc_input="image", disc_pairs="state_next"
+    )
     assert "env_steps must be at least 1" in run(env_steps=0)
     assert "not found: pass demos=PATH" in run(demos=str(tmp_path / "missing.hdf5"))
     other = tmp_path / "wide.ckpt"
@@ -223,6 +271,21 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     assert "success" in result.stdout
     run_cli("export", str(run / "best.ckpt"), "--out", str(tmp_path / "gail.pt"), "--samples", "8")
     assert (tmp_path / "gail.pt").stat().st_size > 1000
+
+    # The same from D on camera frames (for demos without sim state): the replay keeps them.
+    frames_run = tmp_path / "gail_frames"
+    run_cli(
+        "gail", "--config", "configs/gail/lift.yaml", f"init={bc / 'last.ckpt'}",
+        f"output_dir={frames_run}", "task=lift_perturbed", "env_steps=300",
+        "episodes_per_iteration=2", "workers=2", "eval_every=300", "eval_episodes=1",
+        "learner.warmup_steps=50", "learner.batch_size=32", "disc.input=image",
+        "disc.pairs=state", "disc.image_size=24",
+    )  # fmt: skip
+    shard = torch.load(frames_run / "replay" / "iter_000000.pt", weights_only=True)
+    assert shard["frames"].shape[1:] == (3, 24, 24)  # collect_lift's one camera, RGB
+    assert shard["observation"].shape[1] > 19  # the critic reads the frozen features
+    iterations = json.loads((frames_run / "gail.json").read_text())["iterations"]
+    assert "disc_accuracy_expert" in iterations[-1]
 
 
 def test_ppo_learner_trains_on_whole_episodes():

@@ -11,7 +11,7 @@ from vismanip.rollout.runner import RunnerConfig
 from vismanip.sim2real.randomization import RandomizationConfig
 
 CHOICES = {
-    "disc.input": ("state", "features"),
+    "disc.input": ("state", "features", "image"),
     "disc.pairs": ("state_action", "state_next", "state"),
     "disc.reward": ("gail", "airl"),
     "reward_source": ("discriminator", "success"),
@@ -26,8 +26,13 @@ class DiscriminatorConfig:
 
     input: what D (and the critic) read: "state" (the sim's privileged low-dim state:
         gripper and object positions and orientations, object relative to the gripper,
-        finger opening; training-time only, as in asymmetric actor-critic) or "features" (the policy's
-        frozen encoder output: keypoints + proprio, for demos without sim state).
+        finger opening; training-time only, as in asymmetric actor-critic), "features" (the policy's
+        frozen encoder output: keypoints + proprio, for demos without sim state) or
+        "image" (a small CNN on the policy's camera frames, downsampled to `image_size`,
+        randomly shifted by up to `image_shift` pixels alike on expert and policy
+        batches; for demos without sim state where a D on the frozen features would only
+        see what BC learned to look at). With "features" and "image" the critic reads
+        the frozen features.
     pairs: "state_action" (D(s, a)), "state_next" (D(s, s'), needs no expert actions) or
         "state" (D(s): rewards being where the expert goes, whatever the exploration noise
         on the actions; D(s, a) can tell noisy policy actions from the expert's smooth
@@ -41,6 +46,10 @@ class DiscriminatorConfig:
     relative: with input "state", D reads the object's height, the object relative to the
         gripper, the fingers and the orientations, not the gripper's place in the world:
         a D that sees absolute heights rewards climbing without the cube (run D).
+    image_size, image_shift: with input "image", the frames' size for D (the replay keeps
+        them as uint8 at this size: 2 cameras at 42 px are 10.6 kB a step, 2.1 GB per
+        200k steps) and the random shift (DrQ's augmentation, Kostrikov et al. 2020) that
+        keeps D from telling the two sources apart by a few pixels.
     """
 
     input: str = "state"
@@ -51,6 +60,8 @@ class DiscriminatorConfig:
     reward: str = "gail"
     updates_every: int = 1
     relative: bool = False
+    image_size: int = 42
+    image_shift: int = 2
 
 
 @dataclass
@@ -300,6 +311,16 @@ class GailConfig:
             )
         if self.disc.relative and self.disc.input != "state":
             raise VismanipError("disc.relative=true needs disc.input=state")
+        if self.disc.input == "image" and self.disc.pairs == "state_next":
+            raise VismanipError(
+                "disc.input=image reads one frame per step (the replay keeps no next frame): "
+                "use disc.pairs=state or state_action"
+            )
+        if self.disc.image_size < 16 or self.disc.image_shift < 0:
+            raise VismanipError(
+                "disc.image_size must be at least 16 and disc.image_shift at least 0, not "
+                f"{self.disc.image_size} and {self.disc.image_shift}"
+            )
         if not 0 <= self.learner.gripper_flip_prob <= 1 or self.learner.gripper_flip_steps < 1:
             raise VismanipError(
                 "learner.gripper_flip_prob must be in [0, 1] and learner.gripper_flip_steps "

@@ -1,8 +1,8 @@
 """The expert's side of GAIL: demos as DAC transitions in the learner's input spaces.
 
 Each demo's observations are encoded once with the policy's frozen encoder (the actor's
-input, for the BC term) and turned into the privileged state or those features (the
-discriminator's input), so no image is touched again during training.
+input, for the BC term) and turned into the privileged state, those features or small
+frames (the discriminator's input), so no full-size image is touched again in training.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from vismanip.algos.gail.rollouts import privileged_state, state_keys
+from vismanip.algos.gail.rollouts import disc_frames, privileged_state, state_keys
 from vismanip.algos.gail.transitions import transitions_td
 from vismanip.data.datamodule import DemoDataset
 from vismanip.data.hdf5 import IMAGE_CONVENTION, demo_names, image_convention, open_dataset
@@ -38,7 +38,7 @@ def check_demos(path: str, policy: ImagePolicy, task: str, disc_input: str) -> N
         missing = [key for key in needed if key not in obs]
         if missing:
             hint = (
-                "; disc.input=state reads the sim state, try disc.input=features"
+                "; disc.input=state reads the sim state, try disc.input=features or image"
                 if missing[0] not in policy.image_keys + policy.lowdim_keys
                 else ""
             )
@@ -54,12 +54,14 @@ def check_demos(path: str, policy: ImagePolicy, task: str, disc_input: str) -> N
 
 
 @torch.no_grad()
-def expert_transitions(path: str, policy: ImagePolicy, task: str, disc_input: str) -> TensorDict:
-    """Every demo of `path` as transitions (features, observation, action, next ...);
-    `check_demos` first."""
+def expert_transitions(
+    path: str, policy: ImagePolicy, task: str, disc_input: str, frame_size: int = 0
+) -> TensorDict:
+    """Every demo of `path` as transitions (features, observation, action, next ...; with
+    `frame_size`, D's frames at that size); `check_demos` first."""
     object_key = task_spec(task).object_key
     keys = [*policy.image_keys, *policy.lowdim_keys]
-    needed_state = state_keys(object_key)
+    needed_state = state_keys(object_key) if disc_input == "state" else []
     with open_dataset(path) as file:
         names = demo_names(file)
         flip = image_convention(file) != IMAGE_CONVENTION
@@ -97,6 +99,14 @@ def expert_transitions(path: str, policy: ImagePolicy, task: str, disc_input: st
                 policy.encode(final),
             ]
         ).numpy()
+        frames = None
+        if frame_size:
+            frames = torch.cat(
+                [
+                    disc_frames([batch["obs"][key] for key in policy.image_keys], frame_size),
+                    disc_frames([final[key] for key in policy.image_keys], frame_size),
+                ]
+            ).numpy()
         if disc_input == "state":
             observations = np.concatenate(
                 [
@@ -115,6 +125,7 @@ def expert_transitions(path: str, policy: ImagePolicy, task: str, disc_input: st
                 batch["actions"].numpy(),
                 success_step,
                 np.asarray(rewards[i], dtype=np.float32),
+                frames,
             )
         )
     return torch.cat(episodes)

@@ -25,6 +25,7 @@ from vismanip.algos.gail.rollouts import RELATIVE_STATE_COLUMNS
 from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.policies import ImagePolicy
+from vismanip.sim2real.augmentation import AugmentationConfig, kornia_pipeline
 
 # torchrl imports mujoco, and mujoco binds its GL backend when first imported: choose one
 # that renders here before that (MUJOCO_GL, if set, wins), or every env built later in
@@ -70,6 +71,34 @@ class PairNet(nn.Module):
     def forward(self, first: Tensor, second: Tensor) -> Tensor:
         out = self.net(torch.cat([first, second], dim=-1))
         return torch.sigmoid(out) if self.probability else out
+
+
+class FrameDiscriminator(nn.Module):
+    """D(frames, second) for `disc.input=image`: a small strided CNN over D's stacked
+    camera frames (float in [0, 1]), its output beside the second input (the absorbing
+    indicator, plus the action with D(s, a)), then an MLP and a sigmoid. Ours: a 3-layer
+    CNN of the size DrQ's encoder uses; no library ships a discriminator for this pair."""
+
+    def __init__(self, channels: int, size: int, second: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.frame_shape = (channels, size, size)
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=2),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, channels, size, size)).shape[-1]
+        self.head = PairNet(flat, second, hidden, True)
+
+    def forward(self, frames: Tensor, second: Tensor) -> Tensor:
+        """`frames` flat, (B, C * S * S): torchrl's gradient penalty concatenates the
+        gradients of both inputs along their last dimension."""
+        return self.head(self.conv(frames.view(-1, *self.frame_shape)), second)
 
 
 class GaussianHead(nn.Module):
@@ -138,7 +167,18 @@ class AdversarialLearner(nn.Module):
         )
         d_dim = len(self.d_columns)
         second = {"state_action": ACTION_DIM, "state_next": d_dim, "state": 0}[config.disc.pairs]
-        self.discriminator = PairNet(d_dim, second, config.disc.hidden, True)
+        self.discriminator: nn.Module
+        self.frame_shift: nn.Module | None = None
+        if config.disc.input == "image":
+            size = config.disc.image_size
+            channels = 3 * len(policy.image_keys)
+            self.frame_shape = (channels, size, size)
+            self.discriminator = FrameDiscriminator(channels, size, 1 + second, config.disc.hidden)
+            if config.disc.image_shift > 0:  # the same augmentation on both sources
+                shift = AugmentationConfig(shift_pad=config.disc.image_shift)
+                self.frame_shift = kornia_pipeline(shift, size)
+        else:
+            self.discriminator = PairNet(d_dim, second, config.disc.hidden, True)
         self.gail_loss = GAILLoss(
             TensorDictModule(self.discriminator, ["observation", "action"], ["d_logits"]),
             use_grad_penalty=config.disc.grad_penalty > 0,
@@ -175,17 +215,24 @@ class AdversarialLearner(nn.Module):
         )
 
     def _d_state(self, td: TensorDict) -> Tensor:
-        """D's first input: the observation's columns D reads."""
+        """D's first input: the observation's columns D reads, or D's frames in [0, 1]."""
+        if self.config.disc.input == "image":
+            return td["frames"].flatten(1).float() / 255.0
         return td["observation"][..., self.d_columns]
 
     def _d_pair(self, td: TensorDict) -> Tensor:
-        """D's second input: the action, the next state, or nothing (zero width)."""
+        """D's second input: the action, the next state, or nothing (zero width); a D on
+        frames also reads the absorbing indicator here (a black frame is not one)."""
         pairs = self.config.disc.pairs
         if pairs == "state_action":
-            return td["action"]
-        if pairs == "state_next":
-            return td["next", "observation"][..., self.d_columns]
-        return td["observation"][..., :0]
+            pair = td["action"]
+        elif pairs == "state_next":
+            pair = td["next", "observation"][..., self.d_columns]
+        else:
+            pair = td["observation"][..., :0]
+        if self.config.disc.input == "image":
+            pair = torch.cat([td["observation"][..., -1:], pair], dim=-1)
+        return pair
 
     @torch.no_grad()
     def reward(self, td: TensorDict) -> Tensor:
@@ -198,11 +245,14 @@ class AdversarialLearner(nn.Module):
         return torch.log(d) - torch.log(1 - d)
 
     def _update_discriminator(self, expert: TensorDict, policy: TensorDict) -> dict[str, float]:
+        expert_state, policy_state = self._d_state(expert), self._d_state(policy)
+        if self.frame_shift is not None:
+            expert_state, policy_state = self._shift(expert_state), self._shift(policy_state)
         pairs = TensorDict(
             {
-                "observation": self._d_state(expert),
+                "observation": expert_state,
                 "action": self._d_pair(expert),
-                "collector_observation": self._d_state(policy),
+                "collector_observation": policy_state,
                 "collector_action": self._d_pair(policy),
             },
             [len(expert)],
@@ -212,13 +262,19 @@ class AdversarialLearner(nn.Module):
         loss["loss"].backward()
         self.disc_optim.step()
         with torch.no_grad():
-            on_expert = self.discriminator(self._d_state(expert), self._d_pair(expert))
-            on_policy = self.discriminator(self._d_state(policy), self._d_pair(policy))
+            on_expert = self.discriminator(expert_state, self._d_pair(expert))
+            on_policy = self.discriminator(policy_state, self._d_pair(policy))
         return {
             "disc_loss": float(loss["loss"].detach()),
             "disc_accuracy_expert": float((on_expert > 0.5).float().mean()),
             "disc_accuracy_policy": float((on_policy < 0.5).float().mean()),
         }
+
+    @torch.no_grad()
+    def _shift(self, flat_frames: Tensor) -> Tensor:
+        """D's frames, each randomly shifted (`disc.image_shift`), flat again."""
+        assert self.frame_shift is not None
+        return self.frame_shift(flat_frames.view(-1, *self.frame_shape)).flatten(1)
 
     def _bc_loss(self, expert: TensorDict) -> Tensor:
         """Mean squared error of the deterministic action to the demo's, on real states."""

@@ -4,8 +4,9 @@ Workers act with the current weights of the policy plus Gaussian exploration noi
 its tanh (the deterministic action, `tanh(mean)`, is what eval and export use) and send
 back, per step, what the learner trains on: the frozen encoder's output (the actor's input,
 so the learner never re-encodes images), the privileged low-dim state (critic and
-discriminator), the action (the policy's, that plus the task's noise, or all the simulator
-executed: see `GailConfig.record_action`) and whether the episode ended in success.
+discriminator; with `disc.input=image` also D's small frames), the action (the policy's,
+that plus the task's noise, or all the simulator executed: see
+`GailConfig.record_action`) and whether the episode ended in success.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vismanip.envs.actions import GRIPPER_CLOSE, GRIPPER_DIM, GRIPPER_OPEN
 from vismanip.policies import ImagePolicy
@@ -68,6 +70,18 @@ def encode_obs(policy: ImagePolicy, obs: dict) -> torch.Tensor:
     return policy.encode(batch)
 
 
+def disc_frames(images: list[torch.Tensor], size: int) -> torch.Tensor:
+    """D's view of a batch (`disc.input=image`): each camera's uint8 (B, H, W, 3) frames,
+    area-downsampled to (size, size) and stacked along channels, uint8 (B, 3 * cameras,
+    size, size). Demos and rollouts both go through here, so D cannot tell them apart by
+    how their frames were prepared."""
+    planes = [
+        F.interpolate(frames.permute(0, 3, 1, 2).float(), size=(size, size), mode="area")
+        for frames in images
+    ]
+    return torch.cat(planes, dim=1).round().clamp(0, 255).to(torch.uint8)
+
+
 # What the replay may keep as each step's action (`GailConfig.record_action`).
 RECORDED_ACTIONS: dict[str, Callable[[Episode], list[np.ndarray]]] = {
     "commanded": lambda episode: episode.actions,
@@ -88,6 +102,7 @@ class Transitions:
     rewards: np.ndarray  # (T,) the task's sparse reward
     seed: int
     success: bool
+    frames: np.ndarray | None = None  # (T + 1, C, S, S) uint8: D's frames (`disc.input=image`)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -115,6 +130,7 @@ class GailEpisode:
     gripper_flip_prob: float = 0.0  # per-step chance that a gripper reversal starts
     gripper_flip_steps: int = 10
     noise_hold_steps: int = 1
+    frame_size: int = 0  # > 0: also send D's frames at this size (`disc.input=image`)
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
@@ -145,6 +161,8 @@ class GailEpisode:
                 action[GRIPPER_DIM] = GRIPPER_OPEN if mean[GRIPPER_DIM] > 0 else GRIPPER_CLOSE
                 flip_steps_left -= 1
             extras = {"features": encoding[0].numpy(), "state": privileged_state(obs, object_key)}
+            if self.frame_size:
+                extras["frames"] = self._frames(policy, obs)
             return ActionWithExtras(action, extras)
 
         policy.reset()
@@ -157,6 +175,9 @@ class GailEpisode:
         states = np.stack(
             [*episode.extras["state"], privileged_state(episode.last_obs, object_key)]
         )
+        frames = None
+        if self.frame_size:
+            frames = np.stack([*episode.extras["frames"], self._frames(policy, episode.last_obs)])
         success_step = np.zeros(len(episode), dtype=bool)
         success_step[-1] = episode.success
         return Transitions(
@@ -167,4 +188,9 @@ class GailEpisode:
             np.asarray(episode.rewards, dtype=np.float32),
             self.seed,
             episode.success,
+            frames,
         )
+
+    def _frames(self, policy: ImagePolicy, obs: dict) -> np.ndarray:
+        images = [torch.as_tensor(np.asarray(obs[key])[None]) for key in policy.image_keys]
+        return disc_frames(images, self.frame_size)[0].numpy()

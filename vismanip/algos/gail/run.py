@@ -111,7 +111,7 @@ class GailRun:
         from vismanip.algos.gail.learner import GailLearner, IqlGailLearner, PpoGailLearner
 
         expert = expert_transitions(
-            self.demos, self.policy, self.env_config.task, config.disc.input
+            self.demos, self.policy, self.env_config.task, config.disc.input, self.frame_size
         )
         observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
         kind = {"sac": GailLearner, "iql": IqlGailLearner, "ppo": PpoGailLearner}[
@@ -197,6 +197,11 @@ class GailRun:
         return progress.history
 
     @property
+    def frame_size(self) -> int:
+        """The size of D's frames (`disc.input=image`), else 0: no frames are kept."""
+        return self.config.disc.image_size if self.config.disc.input == "image" else 0
+
+    @property
     def feature_dim(self) -> int:
         policy = self.policy
         return policy.config.feature_dim * len(policy.image_keys) + sum(policy.lowdim_dims.values())
@@ -233,6 +238,7 @@ class GailRun:
                 gripper_flip_prob=config.learner.gripper_flip_prob,
                 gripper_flip_steps=config.learner.gripper_flip_steps,
                 noise_hold_steps=config.learner.noise_hold_steps,
+                frame_size=self.frame_size,
             )
             for i, strength in enumerate(strengths)
         ]
@@ -259,7 +265,9 @@ class GailRun:
         learner.train()
         if isinstance(learner, PpoGailLearner):
             episodes = [
-                episode_td(e.features, self._observations(e), e.actions, e.success, e.rewards)
+                episode_td(
+                    e.features, self._observations(e), e.actions, e.success, e.rewards, e.frames
+                )
                 for e in batch
             ]
             return learner.update_on(cast(TensorDict, torch.cat(episodes)), train_actor)
@@ -269,7 +277,12 @@ class GailRun:
             torch.cat(
                 [
                     transitions_td(
-                        e.features, self._observations(e), e.actions, e.success_step, e.rewards
+                        e.features,
+                        self._observations(e),
+                        e.actions,
+                        e.success_step,
+                        e.rewards,
+                        e.frames,
                     )
                     for e in batch
                 ]

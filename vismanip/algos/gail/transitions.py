@@ -24,9 +24,12 @@ def transitions_td(
     actions: np.ndarray,
     success_step: np.ndarray,
     rewards: np.ndarray,
+    frames: np.ndarray | None = None,
 ) -> TensorDict:
     """One episode (T steps, T + 1 observations) as transitions, DAC-style: the step that
-    reached the goal leads to the absorbing state, which then loops on itself."""
+    reached the goal leads to the absorbing state, which then loops on itself. `frames`
+    (T + 1, C, S, S) uint8: D's view of each observation (`disc.input=image`; the
+    absorbing state's is black, and D also reads the absorbing indicator)."""
     steps = len(actions)
     obs = absorbing(torch.as_tensor(observations))
     feats = torch.as_tensor(features)
@@ -43,20 +46,21 @@ def transitions_td(
         ("next", "features"): next_feats,
         ("next", "observation"): next_obs,
     }
+    if frames is not None:
+        data["frames"] = torch.as_tensor(frames)[:-1]
     td = TensorDict(data, [steps])
     if bool(ends.any()):  # absorbing -> absorbing, zero action, no task reward
-        loop = TensorDict(
-            {
-                "features": torch.zeros(1, feats.shape[-1]),
-                "observation": next_obs[ends][:1],
-                "action": torch.zeros(1, ACTION_DIM),
-                "task_reward": torch.zeros(1, 1),
-                ("next", "features"): torch.zeros(1, feats.shape[-1]),
-                ("next", "observation"): next_obs[ends][:1],
-            },
-            [1],
-        )
-        td = torch.cat([td, loop])
+        loop = {
+            "features": torch.zeros(1, feats.shape[-1]),
+            "observation": next_obs[ends][:1],
+            "action": torch.zeros(1, ACTION_DIM),
+            "task_reward": torch.zeros(1, 1),
+            ("next", "features"): torch.zeros(1, feats.shape[-1]),
+            ("next", "observation"): next_obs[ends][:1],
+        }
+        if frames is not None:
+            loop["frames"] = torch.zeros(1, *frames.shape[1:], dtype=torch.uint8)
+        td = torch.cat([td, TensorDict(loop, [1])])
     # No transition is terminal: ends are absorbing states, timeouts bootstrap (DAC).
     td["next", "done"] = torch.zeros(len(td), 1, dtype=torch.bool)
     td["next", "terminated"] = torch.zeros(len(td), 1, dtype=torch.bool)
@@ -69,6 +73,7 @@ def episode_td(
     actions: np.ndarray,
     success: bool,
     rewards: np.ndarray,
+    frames: np.ndarray | None = None,
 ) -> TensorDict:
     """One episode for on-policy learning (PPO + GAE): the goal is a terminal step, the
     horizon a truncation (done, not terminated: GAE bootstraps there). Observations carry
@@ -87,4 +92,6 @@ def episode_td(
         ("next", "done"): end,
         ("next", "terminated"): end & success,
     }
+    if frames is not None:
+        data["frames"] = torch.as_tensor(frames)[:-1]
     return TensorDict(data, [steps])
