@@ -606,6 +606,31 @@ def test_rl_weight_zero_trains_the_actor_on_the_bc_term_alone():
     )
 
 
+def test_q_filter_keeps_bc_only_where_the_critic_prefers_the_demo_action(monkeypatch):
+    """ROT's Q-filter: the BC term counts on the demo states where Q(s, a_demo) beats
+    Q(s, policy(s)); the toy demos' action is 0.5 everywhere, the untrained policy's ~0."""
+    torch.manual_seed(0)
+    learner = toy_learner()
+    expert = learner.expert[:64]
+    unfiltered, _ = learner._bc_loss(expert)
+    learner.config.learner.bc_q_filter = True
+    best = {"demo": 0.5, "elsewhere": -0.5}
+    for where, target in best.items():
+        q = lambda observation, action, t=target: -((action - t) ** 2).sum(-1)  # noqa: E731
+        monkeypatch.setattr(learner, "min_target_q", q)
+        loss, stats = learner._bc_loss(expert)
+        if where == "demo":
+            assert stats["bc_q_filter_kept"] == 1.0
+            torch.testing.assert_close(loss, unfiltered)
+        else:
+            assert stats["bc_q_filter_kept"] == 0.0 and float(loss) == 0.0
+    monkeypatch.undo()
+    assert "bc_q_filter_kept" in learner.update()  # the real critics, end to end
+    learner.config.learner.type = "ppo"
+    with pytest.raises(VismanipError, match="bc_q_filter needs a critic of actions"):
+        learner.config.check()
+
+
 def test_rl_gradient_reaches_only_the_explored_dimensions():
     from vismanip.algos.gail.learner import GaussianHead
 

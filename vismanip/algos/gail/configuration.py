@@ -121,6 +121,10 @@ class LearnerConfig:
     bc_weight: weight of the BC term (mean squared error to the demo actions) in the
         actor's loss, whose SAC part is scaled to magnitude ~1 as in TD3+BC (Fujimoto &
         Gu, 2021), so the weight means the same whatever the rewards' scale; 0: off.
+    bc_q_filter: the BC term counts only on demo states where the critic (min of the
+        twin targets) values the demo's action above the policy's own, as ROT filters it
+        (after Nair et al. 2018): where the critic has learned something better, BC stops
+        holding the policy back. sac and iql only (PPO's critic values states).
     rl_weight: weight of SAC's actor term (entropy and value) in the actor's loss; 0
         trains the actor on the BC term alone, with everything else the same: the control
         that says what the RL term does to the policy.
@@ -180,6 +184,7 @@ class LearnerConfig:
     alpha_init: float = 0.1
     entropy: bool = True
     bc_weight: float = 1.0
+    bc_q_filter: bool = False
     rl_weight: float = 1.0
     replay_size: int = 300_000
     warmup_steps: int = 2_000
@@ -311,6 +316,10 @@ class GailConfig:
             )
         if self.disc.relative and self.disc.input != "state":
             raise VismanipError("disc.relative=true needs disc.input=state")
+        if self.learner.bc_q_filter and self.learner.type == "ppo":
+            raise VismanipError(
+                "learner.bc_q_filter needs a critic of actions: learner.type=sac or iql"
+            )
         if self.disc.input == "image" and self.disc.pairs == "state_next":
             raise VismanipError(
                 "disc.input=image reads one frame per step (the replay keeps no next frame): "

@@ -276,13 +276,27 @@ class AdversarialLearner(nn.Module):
         assert self.frame_shift is not None
         return self.frame_shift(flat_frames.view(-1, *self.frame_shape)).flatten(1)
 
-    def _bc_loss(self, expert: TensorDict) -> Tensor:
-        """Mean squared error of the deterministic action to the demo's, on real states."""
+    def _bc_loss(self, expert: TensorDict) -> tuple[Tensor, dict[str, float]]:
+        """Mean squared error of the deterministic action to the demo's, on real states;
+        with `learner.bc_q_filter`, counted only on the states where the critic values the
+        demo's action above the policy's own (ROT's Q-filter), and the share kept logged."""
         real = expert["observation"][:, -1] == 0
         if self.config.learner.bc_weight == 0 or not bool(real.any()):
-            return torch.zeros(())
-        predicted = torch.tanh(self.policy.action_mean(expert["features"][real]))
-        return ((predicted - expert["action"][real]) ** 2).mean()
+            return torch.zeros(()), {}
+        demos = expert[real]
+        predicted = torch.tanh(self.policy.action_mean(demos["features"]))
+        errors = ((predicted - demos["action"]) ** 2).mean(-1)
+        if not self.config.learner.bc_q_filter:
+            return errors.mean(), {}
+        observation = demos["observation"]
+        keep = self.min_target_q(observation, demos["action"]) > self.min_target_q(
+            observation, predicted.detach()
+        )
+        return (errors * keep).sum() / len(errors), {"bc_q_filter_kept": float(keep.float().mean())}
+
+    def min_target_q(self, observation: Tensor, action: Tensor) -> Tensor:
+        """min over the twin target critics of Q(s, a), per row (learners with a Q)."""
+        raise NotImplementedError(f"{type(self).__name__} has no critic of actions")
 
 
 def actor_term(loss_actor: Tensor, own: int) -> Tensor:
@@ -348,6 +362,21 @@ class GailLearner(AdversarialLearner):
         )
         self.alpha_optim = torch.optim.Adam([self.sac_loss.log_alpha], lr=config.learner.critic_lr)
 
+    def _q_loss(self) -> SACLoss | IQLLoss:
+        """The torchrl loss that holds the twin critics and their targets."""
+        return self.sac_loss
+
+    @torch.no_grad()
+    def min_target_q(self, observation: Tensor, action: Tensor) -> Tensor:
+        loss = self._q_loss()
+        pairs = TensorDict({"observation": observation, "action": action}, [len(action)])
+        values = []
+        params = loss.target_qvalue_network_params
+        for index in range(params.shape[0]):
+            with params[index].to_module(loss.qvalue_network):
+                values.append(loss.qvalue_network(pairs.clone())["state_action_value"])
+        return torch.stack(values).min(0).values.squeeze(-1)
+
     # ------------------------------------------------------------------ data
     def add(self, transitions: TensorDict) -> None:
         self.replay.extend(transitions)
@@ -397,7 +426,7 @@ class GailLearner(AdversarialLearner):
         `train_actor=False` the policy and its std stay as they are."""
         batch, expert, own, stats = self._sample()
         losses = self.sac_loss(batch)
-        bc_loss = self._bc_loss(expert)
+        bc_loss, bc_stats = self._bc_loss(expert)
         learner = self.config.learner
         actor_loss = (
             learner.rl_weight * actor_term(losses["loss_actor"], own) + learner.bc_weight * bc_loss
@@ -408,6 +437,7 @@ class GailLearner(AdversarialLearner):
             actor_loss + critic_loss + alpha_loss, train_actor, [self.actor_optim, self.alpha_optim]
         )
         stats.update(
+            **bc_stats,
             critic_loss=float(critic_loss.detach()),
             actor_loss=float(losses["loss_actor"][:own].detach().mean()),
             bc_loss=float(bc_loss.detach()),
@@ -458,17 +488,15 @@ class IqlGailLearner(GailLearner):
             lr=config.learner.critic_lr,
         )
 
+    def _q_loss(self) -> SACLoss | IQLLoss:
+        return self.iql_loss
+
     @torch.no_grad()
     def advantage_weights(self, batch: TensorDict) -> Tensor:
         """exp(temperature * (min_i Q_i(s, a) - V(s))), clipped at 100, per transition:
         IQLLoss's own weighting, from its (target) networks."""
         loss, pairs = self.iql_loss, batch.select("observation", "action")
-        values = []
-        params = loss.target_qvalue_network_params
-        for index in range(params.shape[0]):
-            with params[index].to_module(loss.qvalue_network):
-                values.append(loss.qvalue_network(pairs.clone())["state_action_value"])
-        q = torch.stack(values).min(0).values.squeeze(-1)
+        q = self.min_target_q(batch["observation"], batch["action"])
         with loss.value_network_params.to_module(loss.value_network):
             v = loss.value_network(pairs.clone())["state_value"].squeeze(-1)
         return torch.exp(self.config.learner.iql.temperature * (q - v)).clamp(max=100.0)
@@ -491,11 +519,12 @@ class IqlGailLearner(GailLearner):
         predicted = torch.tanh(self.head(batch["features"])[0])
         errors = ((predicted - batch["action"]) ** 2).mean(-1)
         rl_loss = (weights * errors).sum() / weights.sum()
-        bc_loss = self._bc_loss(expert)
+        bc_loss, bc_stats = self._bc_loss(expert)
         learner = self.config.learner
         actor_loss = learner.rl_weight * rl_loss + learner.bc_weight * bc_loss
         self._step(actor_loss + critic_loss, train_actor, [self.actor_optim])
         stats.update(
+            **bc_stats,
             critic_loss=float(critic_loss.detach()),
             actor_loss=float(rl_loss.detach()),
             bc_loss=float(bc_loss.detach()),
@@ -565,7 +594,7 @@ class PpoGailLearner(AdversarialLearner):
                 minibatch = batch[rows]
                 losses = self.ppo_loss(minibatch)
                 expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
-                bc_loss = self._bc_loss(expert)
+                bc_loss, _ = self._bc_loss(expert)
                 actor_loss = losses["loss_objective"] + losses.get("loss_entropy", 0.0)
                 self.actor_optim.zero_grad()
                 self.critic_optim.zero_grad()
