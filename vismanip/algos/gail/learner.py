@@ -286,17 +286,15 @@ class AdversarialLearner(nn.Module):
         demos = expert[real]
         predicted = torch.tanh(self.policy.action_mean(demos["features"]))
         errors = ((predicted - demos["action"]) ** 2).mean(-1)
-        if not self.config.learner.bc_q_filter:
+        keep = self._bc_filter(demos, predicted.detach())
+        if keep is None:
             return errors.mean(), {}
-        observation = demos["observation"]
-        keep = self.min_target_q(observation, demos["action"]) > self.min_target_q(
-            observation, predicted.detach()
-        )
         return (errors * keep).sum() / len(errors), {"bc_q_filter_kept": float(keep.float().mean())}
 
-    def min_target_q(self, observation: Tensor, action: Tensor) -> Tensor:
-        """min over the twin target critics of Q(s, a), per row (learners with a Q)."""
-        raise NotImplementedError(f"{type(self).__name__} has no critic of actions")
+    def _bc_filter(self, demos: TensorDict, predicted: Tensor) -> Tensor | None:
+        """The demo rows the BC term counts on; None: all of them. Only learners with a
+        critic of actions filter (`learner.bc_q_filter`, refused for PPO by the config)."""
+        return None
 
 
 def actor_term(loss_actor: Tensor, own: int) -> Tensor:
@@ -366,8 +364,18 @@ class GailLearner(AdversarialLearner):
         """The torchrl loss that holds the twin critics and their targets."""
         return self.sac_loss
 
+    def _bc_filter(self, demos: TensorDict, predicted: Tensor) -> Tensor | None:
+        """ROT's Q-filter: the rows where the demo's action beats the policy's own."""
+        if not self.config.learner.bc_q_filter:
+            return None
+        observation = demos["observation"]
+        return self.min_target_q(observation, demos["action"]) > self.min_target_q(
+            observation, predicted
+        )
+
     @torch.no_grad()
     def min_target_q(self, observation: Tensor, action: Tensor) -> Tensor:
+        """min over the twin target critics of Q(s, a), per row."""
         loss = self._q_loss()
         pairs = TensorDict({"observation": observation, "action": action}, [len(action)])
         values = []
