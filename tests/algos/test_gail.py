@@ -631,6 +631,21 @@ def test_q_filter_keeps_bc_only_where_the_critic_prefers_the_demo_action(monkeyp
         learner.config.check()
 
 
+def test_ppo_refuses_exploration_that_is_not_the_policys_own_draws():
+    config = GailConfig()
+    config.learner.type = "ppo"
+    config.check()  # the defaults explore with the policy's own std
+    for key, value in [("action_noise", 0.25), ("noise_hold_steps", 10)]:
+        changed = GailConfig()
+        changed.learner.type = "ppo"
+        setattr(changed.learner, key, value)
+        with pytest.raises(VismanipError, match=f"policy's own action draws.*not: learner.{key}"):
+            changed.check()
+    config.record_action = "noisy"
+    with pytest.raises(VismanipError, match="not: record_action"):
+        config.check()
+
+
 def test_rl_gradient_reaches_only_the_explored_dimensions():
     from vismanip.algos.gail.learner import GaussianHead
 

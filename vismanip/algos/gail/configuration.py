@@ -320,6 +320,23 @@ class GailConfig:
             raise VismanipError(
                 "learner.bc_q_filter needs a critic of actions: learner.type=sac or iql"
             )
+        learner = self.learner
+        off_policy_actions = {
+            "learner.action_noise": learner.action_noise > 0,
+            "learner.noise_hold_steps": learner.noise_hold_steps > 1,
+            "learner.gripper_flip_prob": learner.gripper_flip_prob > 0,
+            "record_action": self.record_action != "commanded",
+        }
+        if learner.type == "ppo" and any(off_policy_actions.values()):
+            # PPO's ratio is the likelihood of each recorded action under the policy, so the
+            # actions must be the policy's own draws (noise before the tanh, a new draw per
+            # step), as recorded; the off-policy learners' exploration knobs break that.
+            named = ", ".join(key for key, on in off_policy_actions.items() if on)
+            raise VismanipError(
+                "learner.type=ppo learns from the policy's own action draws: set "
+                "learner.action_noise=0, learner.noise_hold_steps=1, "
+                f"learner.gripper_flip_prob=0 and record_action=commanded (not: {named})"
+            )
         if self.disc.input == "image" and self.disc.pairs == "state_next":
             raise VismanipError(
                 "disc.input=image reads one frame per step (the replay keeps no next frame): "
