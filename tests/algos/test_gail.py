@@ -230,10 +230,11 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
         "rollout.every_n_epochs=0", "loader.batch_size=16",
     )  # fmt: skip
     command = [
-        sys.executable, "-m", "vismanip.cli", "gail", "--config", "configs/gail/lift.yaml",
+        sys.executable, "-m", "vismanip.cli", "gail", "--config", "configs/gail/lift_iql.yaml",
         f"init={bc / 'last.ckpt'}", f"output_dir={run}", "task=lift_perturbed",
         "env_steps=1200", "episodes_per_iteration=2", "workers=2", "eval_every=600",
-        "eval_episodes=1", "learner.warmup_steps=50", "learner.batch_size=32",
+        "eval_episodes=1", "learner.warmup_steps=50", "learner.actor_start_steps=300",
+        "learner.batch_size=32",
     ]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
