@@ -6,7 +6,8 @@ measures one `GailLearner.update` (D step + SAC step + BC term, batch 256, the L
 policy: 2 cameras' keypoints + proprio = 137 features, 19-D state) with each thread count,
 first on an idle machine, then beside `--busy` processes that spin like rollout workers.
 It is why `learner.threads` defaults to 1. The last table says what a D on 2 cameras'
-42-px frames costs per update against one on the state (`disc.updates_every=1` here).
+42-px frames costs per update against one on the state (`disc.updates_every=1` here), and
+what the leaner image settings cost (smaller frames and D batch, D every 4th update).
 
     python scripts/bench_gail_update.py              # about a minute on 2 cores
 """
@@ -44,10 +45,12 @@ def transitions(steps: int, features: int, seed: int, frame_size: int = 0):
     )
 
 
-def learner(disc_input: str = "state") -> GailLearner:
+def learner(disc_input: str = "state", **disc: int) -> GailLearner:
     config = GailConfig()
     config.disc.pairs = "state"
     config.disc.input = disc_input
+    for key, value in disc.items():
+        setattr(config.disc, key, value)
     frame_size = config.disc.image_size if disc_input == "image" else 0
     policy = ImagePolicy(
         ImagePolicyConfig(cameras=["agentview", "robot0_eye_in_hand"], lowdim_keys=list(LOWDIM)),
@@ -102,11 +105,17 @@ def main() -> None:
         print(f"| {label} | {one:.0f} | {two:.0f} | {two / one:.2f}x |")
     on_state = ms_per_update(subject, 1, args.updates)
     on_frames = ms_per_update(learner("image"), 1, args.updates)
+    lean = {"image_size": 32, "batch_size": 64, "updates_every": 4}
+    on_lean_frames = ms_per_update(learner("image", **lean), 1, args.updates)
     print()
     print("| D reads (1 thread, idle) | ms/update | / state |")
     print("|---|---:|---:|")
     print(f"| the sim state (19 numbers) | {on_state:.0f} | 1.00x |")
     print(f"| 2 cameras' frames at 42 px | {on_frames:.0f} | {on_frames / on_state:.2f}x |")
+    print(
+        "| frames at 32 px, `disc.batch_size=64`, `disc.updates_every=4` | "
+        f"{on_lean_frames:.0f} | {on_lean_frames / on_state:.2f}x |"
+    )
 
 
 if __name__ == "__main__":

@@ -90,10 +90,17 @@ def test_discriminator_separates_expert_from_policy_transitions(pairs):
 
 def test_a_discriminator_on_frames_separates_expert_from_policy_frames():
     """`disc.input=image`: D reads small frames (randomly shifted alike on both sources)
-    and the absorbing indicator; the critic keeps reading the low-dim observation."""
+    and the absorbing indicator; the critic keeps reading the low-dim observation. A D step
+    takes `disc.batch_size` rows of each source."""
     torch.manual_seed(0)
-    learner = toy_learner(input="image", image_size=16, image_shift=2)
+    learner = toy_learner(input="image", image_size=16, image_shift=2, batch_size=32)
+    sizes: list[int] = []
+    learner.gail_loss.register_forward_pre_hook(lambda _, args: sizes.append(len(args[0])))
     stats = [learner.update() for _ in range(100)]
+    assert set(sizes) == {32} and learner.config.learner.batch_size > 32
+    learner.config.disc.batch_size = 1
+    with pytest.raises(VismanipError, match="disc.batch_size must be 0"):
+        learner.config.check()
     assert stats[-1]["disc_accuracy_expert"] > 0.9
     assert stats[-1]["disc_accuracy_policy"] > 0.9
     expert_reward = learner.reward(learner.expert[:64]).mean()

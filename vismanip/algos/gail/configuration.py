@@ -43,6 +43,10 @@ class DiscriminatorConfig:
     reward: "gail" (-log(1 - D), positive: a survival bonus, kept honest by absorbing
         states) or "airl" (log D - log(1 - D)).
     updates_every: one D update per this many learner updates.
+    batch_size: transitions from each source (expert, policy) per D update; 0: the
+        learner's `batch_size`. With input "image" an update at 256 costs ~15x one on the
+        state (`scripts/bench_gail_update.py`); a smaller batch with `updates_every` keeps
+        D from being the limit.
     relative: with input "state", D reads the object's height, the object relative to the
         gripper, the fingers and the orientations, not the gripper's place in the world:
         a D that sees absolute heights rewards climbing without the cube (run D).
@@ -59,6 +63,7 @@ class DiscriminatorConfig:
     grad_penalty: float = 10.0
     reward: str = "gail"
     updates_every: int = 1
+    batch_size: int = 0
     relative: bool = False
     image_size: int = 42
     image_shift: int = 2
@@ -341,6 +346,11 @@ class GailConfig:
             raise VismanipError(
                 "disc.input=image reads one frame per step (the replay keeps no next frame): "
                 "use disc.pairs=state or state_action"
+            )
+        if self.disc.batch_size < 0 or self.disc.batch_size == 1:
+            raise VismanipError(
+                "disc.batch_size must be 0 (the learner's) or at least 2, not "
+                f"{self.disc.batch_size}"
             )
         if self.disc.image_size < 16 or self.disc.image_shift < 0:
             raise VismanipError(

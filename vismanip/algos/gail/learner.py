@@ -245,6 +245,9 @@ class AdversarialLearner(nn.Module):
         return torch.log(d) - torch.log(1 - d)
 
     def _update_discriminator(self, expert: TensorDict, policy: TensorDict) -> dict[str, float]:
+        """One D step on (the first `disc.batch_size` of) these expert and policy rows."""
+        rows = self.config.disc.batch_size or len(expert)
+        expert, policy = expert[:rows], policy[:rows]
         expert_state, policy_state = self._d_state(expert), self._d_state(policy)
         if self.frame_shift is not None:
             expert_state, policy_state = self._shift(expert_state), self._shift(policy_state)
