@@ -8,6 +8,7 @@ tilted gripper, so the policy never learned to turn it back.
 
     python scripts/perturbation_sensitivity.py runs/gail_exp/bc60/last.ckpt --task lift --episodes 10
     python scripts/perturbation_sensitivity.py CKPT --episodes 20 --noise --strengths 0.5 --no-parts
+    python scripts/perturbation_sensitivity.py CKPT --groups roll_pitch yaw --strengths --no-parts
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from vismanip.envs.vision_env import VisionEnv
 from vismanip.policies.checkpoint import load_policy
 from vismanip.rollout.episode import EVAL_STREAM, episode_seed, rollout
 
-ACTION_GROUPS = {"position": slice(0, 3), "rotation": slice(3, 6), "gripper": slice(6, 7)}
+ACTION_GROUPS = {
+    "position": slice(0, 3),
+    "rotation": slice(3, 6),
+    "gripper": slice(6, 7),
+    "roll_pitch": slice(3, 5),  # tilts the gripper (and the wrist camera) off vertical
+    "yaw": slice(5, 6),  # turns it about the vertical: the wrist camera's view rotates
+}
 
 
 def main() -> None:
@@ -33,7 +40,20 @@ def main() -> None:
     parser.add_argument(
         "--noise", type=float, nargs="*", default=[0.1, 0.2], help="none: skip these rows"
     )
-    parser.add_argument("--strengths", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0])
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        choices=list(ACTION_GROUPS),
+        default=["position", "rotation", "gripper"],
+        help="the action groups the noise rows disturb, one at a time",
+    )
+    parser.add_argument(
+        "--strengths",
+        type=float,
+        nargs="*",
+        default=[0.0, 0.25, 0.5, 1.0],
+        help="none: skip these rows",
+    )
     parser.add_argument(
         "--parts",
         action=argparse.BooleanOptionalAction,
@@ -62,9 +82,9 @@ def main() -> None:
     env = VisionEnv(loaded.env_for(args.task))
     try:
         print(f"{args.task}, no noise: {successes(env)}/{args.episodes}")
-        for name, group in ACTION_GROUPS.items():
+        for name in args.groups:
             for std in args.noise:
-                wins = successes(env, std, group)
+                wins = successes(env, std, ACTION_GROUPS[name])
                 print(f"{args.task}, noise std {std} on {name}: {wins}/{args.episodes}")
     finally:
         env.close()
