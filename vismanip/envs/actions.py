@@ -13,5 +13,6 @@ ACTION_DIM = 7
 # metres (x, y, z) and radians (axis-angle) per control step. Exported policies carry it.
 OSC_OUTPUT_MAX = (0.05, 0.05, 0.05, 0.5, 0.5, 0.5)
 ROTATION_STEP_RAD = OSC_OUTPUT_MAX[3]  # the rotation a unit rotation action asks for
+ROTATION_DIMS = [3, 4, 5]  # the axis-angle rotation command's dimensions
 GRIPPER_DIM = 6
 GRIPPER_OPEN, GRIPPER_CLOSE = -1.0, 1.0

@@ -156,6 +156,12 @@ class LearnerConfig:
         rotation commands alone: on Lift, BC from clean demos fails under rotation noise
         of std 0.1 (0/10) but not under position noise (8/10), so noise there only ends
         episodes.
+    rotation_noise_scale: the exploration std on the rotation commands (dimensions 3-5,
+        when `noise_dims` has them) is this times the others'. A full rotation command
+        turns the gripper 0.5 rad in one step where a full position command moves it
+        5 cm, so a std that explores positions (0.5, held 10 steps) would tilt it far past
+        anything the task shows; 0.1 explores tilts of the size `lift_perturbed`'s own
+        noise makes.
     noise_hold_steps: each exploration draw is held for this many steps (1: a new draw
         every step). Per-step noise of std 0.1 averages out within a few steps and never
         carries the gripper far from where the policy goes; a draw held 10 steps moves it
@@ -198,6 +204,7 @@ class LearnerConfig:
     action_noise: float = 0.0
     action_noise_schedule: list[list[float]] = field(default_factory=list)
     noise_dims: list[int] = field(default_factory=lambda: list(range(ACTION_DIM)))
+    rotation_noise_scale: float = 1.0
     noise_hold_steps: int = 1
     gripper_flip_prob: float = 0.0
     gripper_flip_steps: int = 10
@@ -362,6 +369,11 @@ class GailConfig:
                 "learner.gripper_flip_prob must be in [0, 1] and learner.gripper_flip_steps "
                 f"at least 1, not {self.learner.gripper_flip_prob} and "
                 f"{self.learner.gripper_flip_steps}"
+            )
+        if not 0 < self.learner.rotation_noise_scale <= 1:
+            raise VismanipError(
+                "learner.rotation_noise_scale must be in (0, 1], not "
+                f"{self.learner.rotation_noise_scale}"
             )
         if self.learner.noise_hold_steps < 1:
             raise VismanipError(

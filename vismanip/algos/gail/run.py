@@ -39,7 +39,7 @@ from vismanip.algos.gail.rollouts import STATE_DIM, GailEpisode, Transitions
 from vismanip.algos.gail.transitions import episode_td, transitions_td
 from vismanip.algos.lightning_helpers import write_metrics
 from vismanip.config import run_metadata
-from vismanip.envs.actions import ACTION_DIM
+from vismanip.envs.actions import ACTION_DIM, ROTATION_DIMS
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.envs.tasks import task_spec
 from vismanip.errors import VismanipError
@@ -167,10 +167,10 @@ class GailRun:
                     )
                 stats = self._train(learner, batch, progress.iteration, after)
                 if config.learner.action_noise > 0:  # the noise this batch explored with
-                    stats["exploration_std"] = float(
+                    stats["exploration_std"] = float(  # (not the rotation's smaller share)
                         exploration_std(config.learner, np.zeros(ACTION_DIM), progress.env_steps)[
                             config.learner.noise_dims
-                        ].mean()
+                        ].max()
                     )
                 progress.env_steps += steps
                 progress.iteration += 1
@@ -386,7 +386,7 @@ class GailRun:
 def exploration_std(config: LearnerConfig, log_std: np.ndarray, env_steps: int) -> np.ndarray:
     """Per action dimension: `action_noise` (after the tanh) if set, or the last entry of
     `action_noise_schedule` that `env_steps` has reached; else SAC's learned std (before the
-    tanh); 0 outside `noise_dims`."""
+    tanh); times `rotation_noise_scale` on the rotation commands; 0 outside `noise_dims`."""
     if config.action_noise > 0:
         noise = config.action_noise
         for start, scheduled in config.action_noise_schedule:
@@ -395,6 +395,7 @@ def exploration_std(config: LearnerConfig, log_std: np.ndarray, env_steps: int) 
         std = np.full(ACTION_DIM, noise)
     else:
         std = np.exp(np.clip(log_std, -5.0, 1.0)).astype(np.float64)
+    std[ROTATION_DIMS] *= config.rotation_noise_scale
     std[np.setdiff1d(np.arange(ACTION_DIM), config.noise_dims)] = 0.0
     return std
 
