@@ -572,7 +572,12 @@ def test_exploration_noise_only_on_noise_dims(action_noise):
     config.learner.noise_dims = [0, 1, 2, 3, 4, 6]  # roll and pitch explored, at a tenth
     config.learner.rotation_noise_scale = 0.1
     std = exploration_std(config.learner, np.full(7, np.log(0.3)), env_steps=0)
-    np.testing.assert_allclose(std, np.array([1, 1, 1, 0.1, 0.1, 0, 1]) * (action_noise or 0.3))
+    if action_noise:
+        np.testing.assert_allclose(std, np.array([1, 1, 1, 0.1, 0.1, 0, 1]) * action_noise)
+    else:  # SAC's own learned std is not scaled, and the scale alone is refused
+        np.testing.assert_allclose(std, np.array([1, 1, 1, 1, 1, 0, 1]) * 0.3)
+        with pytest.raises(VismanipError, match="rotation_noise_scale scales learner.action"):
+            config.check()
     config.learner.noise_dims = [7]
     with pytest.raises(VismanipError, match="learner.noise_dims must name action dimensions"):
         config.check()

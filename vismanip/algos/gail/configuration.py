@@ -156,7 +156,7 @@ class LearnerConfig:
         rotation commands alone: on Lift, BC from clean demos fails under rotation noise
         of std 0.1 (0/10) but not under position noise (8/10), so noise there only ends
         episodes.
-    rotation_noise_scale: the exploration std on the rotation commands (dimensions 3-5,
+    rotation_noise_scale: `action_noise`'s std on the rotation commands (dimensions 3-5,
         when `noise_dims` has them) is this times the others'. A full rotation command
         turns the gripper 0.5 rad in one step where a full position command moves it
         5 cm, so a std that explores positions (0.5, held 10 steps) would tilt it far past
@@ -374,6 +374,11 @@ class GailConfig:
             raise VismanipError(
                 "learner.rotation_noise_scale must be in (0, 1], not "
                 f"{self.learner.rotation_noise_scale}"
+            )
+        if self.learner.rotation_noise_scale < 1 and self.learner.action_noise <= 0:
+            raise VismanipError(
+                "learner.rotation_noise_scale scales learner.action_noise (noise after the "
+                "tanh): set learner.action_noise > 0"
             )
         if self.learner.noise_hold_steps < 1:
             raise VismanipError(

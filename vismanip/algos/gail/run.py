@@ -386,16 +386,17 @@ class GailRun:
 def exploration_std(config: LearnerConfig, log_std: np.ndarray, env_steps: int) -> np.ndarray:
     """Per action dimension: `action_noise` (after the tanh) if set, or the last entry of
     `action_noise_schedule` that `env_steps` has reached; else SAC's learned std (before the
-    tanh); times `rotation_noise_scale` on the rotation commands; 0 outside `noise_dims`."""
+    tanh); `action_noise`'s std is `rotation_noise_scale` times smaller on the rotation
+    commands; 0 outside `noise_dims`."""
     if config.action_noise > 0:
         noise = config.action_noise
         for start, scheduled in config.action_noise_schedule:
             if env_steps >= start:
                 noise = scheduled
         std = np.full(ACTION_DIM, noise)
+        std[ROTATION_DIMS] *= config.rotation_noise_scale
     else:
         std = np.exp(np.clip(log_std, -5.0, 1.0)).astype(np.float64)
-    std[ROTATION_DIMS] *= config.rotation_noise_scale
     std[np.setdiff1d(np.arange(ACTION_DIM), config.noise_dims)] = 0.0
     return std
 
