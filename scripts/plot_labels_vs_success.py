@@ -44,12 +44,13 @@ def main() -> None:
     figure, axes = plt.subplots(figsize=(7, 4.2))
     for offset, (method, points) in enumerate(by_method.items()):
         points.sort()
-        labels = [p[0] + 40 * offset for p in points]  # a nudge so equal counts stay apart
+        one_count = len({p[0] for p in points}) == 1  # runs side by side, not a curve
+        # a nudge so equal counts stay apart: per method, and per run where all share one
+        labels = [p[0] + 40 * offset + (60 * k if one_count else 0) for k, p in enumerate(points)]
         rates = [100 * p[1] / p[2] for p in points]
         bounds = [wilson_interval(p[1], p[2]) for p in points]
         below = [rate - 100 * low for rate, (low, _) in zip(rates, bounds, strict=True)]
         above = [100 * high - rate for rate, (_, high) in zip(rates, bounds, strict=True)]
-        one_count = len({p[0] for p in points}) == 1  # runs side by side, not a curve
         axes.errorbar(
             labels,
             rates,
@@ -60,11 +61,11 @@ def main() -> None:
             label=method,
         )
         if one_count:
-            for x, rate, point in zip(labels, rates, points, strict=True):
-                axes.annotate(
-                    point[3].split(" (")[0],
+            for k, (x, rate, point) in enumerate(zip(labels, rates, points, strict=True)):
+                axes.annotate(  # staggered, so runs at one count and rate stay legible
+                    point[3].split(" (")[0].removeprefix("run "),
                     (x, rate),
-                    xytext=(6, -3),
+                    xytext=(12, 10 * k - 14),
                     textcoords="offset points",
                     fontsize=7,
                 )
