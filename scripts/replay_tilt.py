@@ -3,7 +3,7 @@
 GAIL experiment 1's diagnosis: BC from clean Lift demos fails once the gripper tilts (0/10
 under roll/pitch noise of std 0.1, 9/10 under yaw noise; `perturbation_sensitivity.py
 --groups roll_pitch yaw`). This reads a run's replay shards (the privileged state each
-step kept: the gripper's quaternion at columns 11-14 of `observation`), splits them into
+step kept: the gripper's quaternion, `GRIPPER_QUAT_COLUMNS` of `observation`), splits them into
 episodes, and prints success per bucket of the largest tilt of the gripper's approach axis
 from vertical in the episode (yaw excluded).
 
@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-GRIPPER_QUAT = slice(
-    11, 15
-)  # in `privileged_state`: eef (3), object (3), relative (3), fingers (2)
+from vismanip.algos.gail.rollouts import GRIPPER_QUAT_COLUMNS
+
 BUCKETS_DEG = (0, 10, 20, 40, 180)
 
 
@@ -46,7 +45,9 @@ def episodes(shard: dict) -> list[tuple[float, bool]]:
     for end in np.flatnonzero(ends):
         rows = np.arange(start, end + 1)
         live = rows[~in_absorbing[rows]]
-        tilt = approach_tilt_deg(observation[live, GRIPPER_QUAT]) if len(live) else np.zeros(1)
+        tilt = (
+            approach_tilt_deg(observation[live, GRIPPER_QUAT_COLUMNS]) if len(live) else np.zeros(1)
+        )
         found.append((float(tilt.max()), bool(reached_goal[rows].any())))
         start = end + 1
     return found
