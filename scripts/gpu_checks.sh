@@ -44,6 +44,18 @@ step "train 3 epochs on CUDA (CLI)" 240 vismanip train --config configs/bc/lift.
 step "eval on 8 workers" 180 vismanip eval "$work/bc/last.ckpt" --task lift --episodes 16 \
     --workers 8 --out "$out/eval"
 step "export" 180 vismanip export "$work/bc/last.ckpt" --out "$work/policy.pt"
+# GAIL's learner runs on the CPU; what many cores buy is rollout workers. The same 6,000
+# env steps from the 3-epoch policy with 2 and with 14 workers (one episode per worker
+# per iteration); the step's time and the run's last progress line say the env steps/s.
+for workers in 2 14; do
+    step "gail with $workers workers, 6k env steps" 300 bash -c "python -m vismanip.cli gail \
+        --config configs/gail/lift_iql.yaml init=$work/bc/last.ckpt demos=$work/lift.hdf5 \
+        task=lift_perturbed env_steps=6000 workers=$workers episodes_per_iteration=$workers \
+        learner.actor_start_steps=2000 eval_every=100000 eval_episodes=$workers output_dir=$work/gail_$workers 2>&1 \
+        | tr '\\r' '\\n' | grep -E 'step/s|rror' | tail -2"
+    cp "$work/gail_$workers/gail.md" "$out/gail_$workers.md" 2>/dev/null
+done
+step "bench_gail_update (idle cores)" 300 python scripts/bench_gail_update.py
 step "exported policy on CUDA vs CPU" 120 python -c "
 import numpy as np, torch
 from vismanip.policies.artifact import ExportedArtifact
