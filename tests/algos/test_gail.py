@@ -191,6 +191,30 @@ def test_the_goal_step_leads_to_an_absorbing_state_that_loops():
     assert not td["next", "done"].any() and not td["next", "terminated"].any()
 
 
+def test_checkpoints_keep_the_demos_objects_while_gail_explores_others(tmp_path):
+    """Experiment 2: GAIL interacts with every object among 4 distractors; its checkpoints
+    keep the demos' objects and clutter, so the generalization suite still calls the
+    objects without demos novel."""
+    from vismanip.envs.objects import object_set
+    from vismanip.evaluation.suites import generalization_splits
+
+    data = tmp_path / "demos.hdf5"
+    write_dataset(data, [5, 6])
+    init = tmp_path / "bc.ckpt"
+    trained = EnvConfig(task="lift", cameras=["agentview"], objects=object_set("train"), clutter=2)
+    save_policy(init, tiny_policy(), trained, None)
+    config = GailConfig(
+        init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"), clutter=4
+    )
+    config.objects = object_set("all")
+    config.disc.input = "features"
+    run = GailRun(config)
+    assert run.env_config.objects == object_set("all") and run.env_config.clutter == 4
+    assert run.checkpoint_env.objects == object_set("train") and run.checkpoint_env.clutter == 2
+    splits = generalization_splits(run.checkpoint_env)
+    assert splits["novel"].env.objects == object_set("novel")
+
+
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     data = tmp_path / "demos.hdf5"
     write_dataset(data, [5, 6, 7])  # has no obs/cube_pos (no sim state)
@@ -325,6 +349,57 @@ def test_ppo_learner_trains_on_whole_episodes():
     assert not torch.equal(head_before, learner.policy.head.weight)  # the actor moved
     assert stats[-1]["disc_accuracy_expert"] > 0.9 and stats[-1]["disc_accuracy_policy"] > 0.9
     assert set(learner.optimizers()) == {"disc_optim", "actor_optim", "critic_optim"}
+
+
+def test_ppo_objective_stays_bounded_when_the_policy_sharpens():
+    """With a negative advantage PPO's clipped objective does not bound the new/old ratio:
+    a policy whose std shrinks around its own draws multiplies their density per action
+    dimension (the PPO row's actor loss hit 3e6, then NaN). `ppo.max_ratio` caps it."""
+    from vismanip.algos.gail.learner import PpoGailLearner
+    from vismanip.algos.gail.transitions import episode_td
+
+    torch.manual_seed(0)
+    config = GailConfig()
+    config.learner.type = "ppo"
+    expert = toy_transitions(200, centre=1.0, action=0.5, seed=0)
+    rng = np.random.default_rng(3)
+    steps = 60
+    batch = episode_td(
+        rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32),
+        (-1.0 + 0.3 * rng.normal(size=(steps + 1, OBS_DIM))).astype(np.float32),
+        np.zeros((steps, 7), dtype=np.float32),
+        False,
+        np.zeros(steps, dtype=np.float32),
+    )
+
+    def objective(max_ratio: float) -> float:
+        config.learner.ppo.max_ratio = max_ratio
+        learner = PpoGailLearner(tiny_policy(), OBS_DIM, expert, config)
+        rows = batch.clone()
+        with torch.no_grad():  # the draws sit at the policy's own mean
+            rows["action"] = torch.tanh(learner.head(rows["features"])[0])
+        learner.prepare(rows)
+        with torch.no_grad():
+            learner.head.log_std.sub_(2.0)  # std / 7.4 on each of 7 dimensions
+        return float(learner.ppo_loss(rows)["loss_objective"].detach())
+
+    assert objective(1e30) > 1e3  # uncapped: the ratio is about 7.4**7
+    assert objective(10.0) <= 10.0  # at most 10 x the mean |advantage| (normalized: <= 1)
+    config.learner.ppo.max_ratio = 0.0
+    with pytest.raises(VismanipError, match="learner.ppo.max_ratio must be positive"):
+        config.check()
+
+
+def test_a_non_finite_update_stops_in_one_line_before_the_weights_take_it():
+    learner = toy_learner(pairs="state")
+    learner.update()
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    learner.expert["action"][:] = float("nan")  # the BC term's and the critic's demo rows
+    with pytest.raises(VismanipError, match="not finite; stopped before the weights took it"):
+        learner.update()
+    after = learner.state_dict()
+    kept = [k for k in before if "discriminator" not in k]  # (D's step was finite)
+    assert kept and all(torch.equal(before[k], after[k]) for k in kept)
 
 
 class _FakeEnv:

@@ -77,6 +77,12 @@ class PpoConfig:
 
     clip: PPO's ratio clip; lmbda: GAE's λ; entropy_coef: entropy bonus;
     value_hidden: MLP widths of the value network V(state).
+    max_ratio: cap on the new/old probability ratio inside the objective (torchrl's
+        `max_importance_ratio`): with a negative advantage the clipped objective does not
+        bound the ratio, and a tanh-Gaussian's density near a saturated +-1 action can
+        grow by orders of magnitude in one step (the PPO row's actor loss hit 3e6, then NaN).
+    max_grad_norm: the update's gradient norm is clipped to this, as in SB3's and
+        CleanRL's PPO.
     """
 
     epochs: int = 4
@@ -85,6 +91,8 @@ class PpoConfig:
     lmbda: float = 0.95
     entropy_coef: float = 0.0
     value_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    max_ratio: float = 10.0
+    max_grad_norm: float = 0.5
 
 
 @dataclass
@@ -390,6 +398,11 @@ class GailConfig:
             raise VismanipError(
                 f"learner.batch_size must be at least 2, not {self.learner.batch_size}"
             )
+        for key in ("max_ratio", "max_grad_norm"):
+            if getattr(self.learner.ppo, key) <= 0:
+                raise VismanipError(
+                    f"learner.ppo.{key} must be positive, not {getattr(self.learner.ppo, key)}"
+                )
         if not 0 < self.learner.init_std <= 2.7:
             raise VismanipError(
                 f"learner.init_std must be in (0, 2.7], not {self.learner.init_std}"

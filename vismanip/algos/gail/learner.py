@@ -24,6 +24,7 @@ from vismanip.algos.gail.configuration import GailConfig
 from vismanip.algos.gail.rollouts import RELATIVE_STATE_COLUMNS
 from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
+from vismanip.errors import VismanipError
 from vismanip.policies import ImagePolicy
 from vismanip.sim2real.augmentation import AugmentationConfig, kornia_pipeline
 
@@ -263,6 +264,7 @@ class AdversarialLearner(nn.Module):
         loss = self.gail_loss(pairs)
         self.disc_optim.zero_grad()
         loss["loss"].backward()
+        stop_if_not_finite(loss["loss"], [self.disc_optim], "discriminator", self.updates)
         self.disc_optim.step()
         with torch.no_grad():
             on_expert = self.discriminator(expert_state, self._d_pair(expert))
@@ -298,6 +300,30 @@ class AdversarialLearner(nn.Module):
         """The demo rows the BC term counts on; None: all of them. Only learners with a
         critic of actions filter (`learner.bc_q_filter`, refused for PPO by the config)."""
         return None
+
+
+def optimized_parameters(optimizers: list[torch.optim.Optimizer]) -> list[Tensor]:
+    return [
+        p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]
+    ]
+
+
+def stop_if_not_finite(
+    loss: Tensor, optimizers: list[torch.optim.Optimizer], what: str, update: int
+) -> None:
+    """Between backward and the optimizers' steps: a loss or gradient that is not finite
+    stops the run in one line before any weight takes it, so the run folder's learner.pt
+    and last.ckpt keep the last whole iteration (the PPO row once saved NaN weights)."""
+    grads = [parameter.grad for parameter in optimized_parameters(optimizers)]
+    if bool(torch.isfinite(loss).all()) and all(
+        bool(torch.isfinite(grad).all()) for grad in grads if grad is not None
+    ):
+        return
+    raise VismanipError(
+        f"GAIL update {update}: the {what} loss ({float(loss.detach().sum()):.3g}) or its "
+        "gradient is not finite; stopped before the weights took it (learner.pt and last.ckpt "
+        "keep the last whole iteration)"
+    )
 
 
 def actor_term(loss_actor: Tensor, own: int) -> Tensor:
@@ -421,9 +447,11 @@ class GailLearner(AdversarialLearner):
     ) -> None:
         """One backward pass through the actor's and the critic's losses: the critic and
         its targets always step, the actor's optimizers only once the actor trains."""
-        for optimizer in [*actor_optimizers, self.critic_optim]:
+        optimizers = [*actor_optimizers, self.critic_optim]
+        for optimizer in optimizers:
             optimizer.zero_grad()
         loss.backward()
+        stop_if_not_finite(loss, optimizers, "actor and critic", self.updates)
         if train_actor:
             for optimizer in actor_optimizers:
                 optimizer.step()
@@ -575,10 +603,21 @@ class PpoGailLearner(AdversarialLearner):
             entropy_bonus=ppo.entropy_coef > 0,
             entropy_coeff=ppo.entropy_coef,
             normalize_advantage=True,
+            max_importance_ratio=ppo.max_ratio,
         )
         self.gae = GAE(gamma=learner.gamma, lmbda=ppo.lmbda, value_network=value)
         self.actor_optim = torch.optim.Adam(self.actor_parameters, lr=learner.actor_lr)
         self.critic_optim = torch.optim.Adam(value.parameters(), lr=learner.critic_lr)
+
+    @torch.no_grad()
+    def prepare(self, batch: TensorDict) -> None:
+        """D's rewards, GAE's advantages and the sampling policy's log-probabilities, in place
+        (at actions moved inside (-1, 1): tanh's inverse is infinite at a draw that float32
+        rounded to +-1)."""
+        batch["next", "reward"] = self.reward(batch)
+        self.gae(batch)
+        dist = self.ppo_loss.actor_network.get_dist(batch)
+        batch["action_log_prob"] = dist.log_prob(batch["action"].clamp(-1 + EPS, 1 - EPS))
 
     def update_on(self, episodes: TensorDict, train_actor: bool = True) -> dict[str, float]:
         """D steps against the expert, then `ppo.epochs` passes over these episodes."""
@@ -595,11 +634,7 @@ class PpoGailLearner(AdversarialLearner):
             expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
             if self.config.reward_source == "discriminator":
                 keep(self._update_discriminator(expert, batch[rows]))
-        with torch.no_grad():
-            batch["next", "reward"] = self.reward(batch)
-            self.gae(batch)
-            dist = self.ppo_loss.actor_network.get_dist(batch)
-            batch["action_log_prob"] = dist.log_prob(batch["action"].clamp(-1 + EPS, 1 - EPS))
+        self.prepare(batch)
         for _ in range(ppo.epochs):
             for rows in torch.randperm(len(batch)).split(size):
                 minibatch = batch[rows]
@@ -610,11 +645,16 @@ class PpoGailLearner(AdversarialLearner):
                 self.actor_optim.zero_grad()
                 self.critic_optim.zero_grad()
                 learner = self.config.learner
-                (
+                loss = (
                     learner.rl_weight * actor_loss
                     + learner.bc_weight * bc_loss
                     + losses["loss_critic"]
-                ).backward()
+                )
+                loss.backward()
+                stop_if_not_finite(loss, [self.actor_optim, self.critic_optim], "PPO", self.updates)
+                nn.utils.clip_grad_norm_(
+                    optimized_parameters([self.actor_optim, self.critic_optim]), ppo.max_grad_norm
+                )
                 if train_actor:
                     self.actor_optim.step()
                 self.critic_optim.step()

@@ -73,7 +73,7 @@ class GailRun:
         self.demos = config.demos or self.init_train.get("data", "")
         if not self.demos or not Path(self.demos).is_file():
             raise VismanipError(f"expert demos {self.demos or '(none)'} not found: pass demos=PATH")
-        env = init.env_for(config.task)
+        demos_scene = env = init.env_for(config.task)
         if config.objects:
             env = replace(env, objects=list(config.objects))
         if config.clutter >= 0:
@@ -81,6 +81,10 @@ class GailRun:
         env.check()
         config.randomization.check(allow_heldout=False)
         self.env_config = env
+        # The checkpoints keep the demos' objects and clutter as the policy's own scene, so
+        # `eval --suite generalization` calls the demos' objects seen and the others novel,
+        # also after GAIL interacted with them (experiment 2).
+        self.checkpoint_env = replace(env, objects=demos_scene.objects, clutter=demos_scene.clutter)
         check_demos(self.demos, self.policy, env.task, config.disc.input)
         if self.policy.config.head != "deterministic":
             raise VismanipError(
@@ -330,7 +334,7 @@ class GailRun:
         self._log({"eval/success_rate": summary["success_rate"]}, progress.env_steps)
         if summary["success_rate"] > progress.best_success or not (self.dir / "best.ckpt").exists():
             progress.best_success = summary["success_rate"]
-            save_policy(self.dir / "best.ckpt", self.policy, self.env_config, self.train_config)
+            save_policy(self.dir / "best.ckpt", self.policy, self.checkpoint_env, self.train_config)
 
     # ------------------------------------------------------------------ records
     def _save(self, learner: Learner, progress: _Progress) -> None:
@@ -347,7 +351,7 @@ class GailRun:
             },
             self.dir / "learner.pt",
         )
-        save_policy(self.dir / "last.ckpt", self.policy, self.env_config, self.train_config)
+        save_policy(self.dir / "last.ckpt", self.policy, self.checkpoint_env, self.train_config)
         record = {
             "task": self.env_config.task,
             "evaluations": progress.history,
