@@ -79,8 +79,8 @@ class PpoConfig:
     value_hidden: MLP widths of the value network V(state).
     max_ratio: cap on the new/old probability ratio inside the objective (torchrl's
         `max_importance_ratio`): with a negative advantage the clipped objective does not
-        bound the ratio, and a tanh-Gaussian's density near a saturated +-1 action can
-        grow by orders of magnitude in one step (the PPO row's actor loss hit 3e6, then NaN).
+        bound the ratio, and a 7-D Gaussian that sharpens around its own draws multiplies
+        their density per dimension (the first PPO row's actor loss hit 3e6, then NaN).
     max_grad_norm: the update's gradient norm is clipped to this, as in SB3's and
         CleanRL's PPO.
     """
