@@ -274,6 +274,10 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
     help="A named set of splits: generalization (seen and novel objects, clutter 2 and 4, "
     "and the visual-shift splits), with one report over them.",
 )
+@click.option(
+    "--splits",
+    help="With --suite: only these of its splits, comma-separated (e.g. seen,novel,clutter_4).",
+)
 @click.option("--out", type=click.Path(), help="Report folder (default: next to the checkpoint).")
 @click.option(
     "--backend",
@@ -287,7 +291,7 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
 )
 @summarized
 def evaluate(
-    checkpoint, task, episodes, workers, videos, seed, shift, suite, out, backend, address
+    checkpoint, task, episodes, workers, videos, seed, shift, suite, splits, out, backend, address
 ):
     """Roll a trained policy out in the simulator: success rate, metrics, videos, report.
 
@@ -302,16 +306,19 @@ def evaluate(
 
     if shift and suite:
         raise VismanipError("pass --shift or --suite, not both")
+    if splits and not suite:
+        raise VismanipError("--splits picks splits of a --suite: pass --suite too")
     policy = load_policy(checkpoint)
     env_config = policy.env_for(task or "")
     title = f"{Path(checkpoint).name} on {env_config.task}"
     if suite:
-        splits, report = suite_splits(suite, env_config), suite
+        only = [name.strip() for name in (splits or "").split(",") if name.strip()]
+        scenes, report = suite_splits(suite, env_config, only), suite
     elif shift:
         names = [name.strip() for name in shift.split(",") if name.strip()]
-        splits, report = shift_splits(env_config, names), "shift"
+        scenes, report = shift_splits(env_config, names), "shift"
     else:
-        splits, report = {"": Scene(env_config)}, ""
+        scenes, report = {"": Scene(env_config)}, ""
     # One set of workers for every split: a split with another scene rebuilds only the env.
     runner_config = RunnerConfig(backend, address)
     with EpisodeRunner(workers, runner_config, env_config.render.backend) as runner:
@@ -320,7 +327,7 @@ def evaluate(
             name: run_evaluation(
                 runner, scene, episodes, seed, videos, show_progress=True, desc=name or "eval"
             )
-            for name, scene in splits.items()
+            for name, scene in scenes.items()
         }
     if not report:
         folder = Path(out) if out else Path(checkpoint).parent / f"eval_{env_config.task}"
@@ -334,7 +341,7 @@ def evaluate(
         f"- {name}: objects {scene.env.objects or ['(the task default)']}, "
         f"clutter {scene.env.clutter}, randomization "
         f"{'none' if scene.randomization is None else 'yes'}\n"
-        for name, scene in splits.items()
+        for name, scene in scenes.items()
     )
     write_split_report(folder, title, evaluations, env_config.control_freq, report, notes + "\n")
     return Outcome(

@@ -69,10 +69,21 @@ def generalization_splits(env_config: EnvConfig) -> dict[str, Scene]:
     return splits
 
 
-def suite_splits(name: str, env_config: EnvConfig) -> dict[str, Scene]:
+def suite_splits(
+    name: str, env_config: EnvConfig, only: list[str] | None = None
+) -> dict[str, Scene]:
+    """The suite's splits; with `only`, just those (e.g. seen, novel, clutter_4: a third of
+    the generalization suite's episodes)."""
     if name != "generalization":
         raise VismanipError(f"unknown suite {name!r}; valid: {', '.join(SUITES)}")
     splits = generalization_splits(env_config)
+    if only:
+        unknown = [split for split in only if split not in splits]
+        if unknown:
+            raise VismanipError(
+                f"unknown split {unknown[0]!r} of suite {name}; valid: {', '.join(splits)}"
+            )
+        splits = {split: splits[split] for split in only}
     for scene in splits.values():
         scene.env.check()  # e.g. clutter on a task without object sets: one line, up front
     return splits
