@@ -2,8 +2,9 @@
 # The GPU paths in one short run, on a machine with an NVIDIA GPU and vismanip importable:
 # NVIDIA EGL rendering, collection with many workers, Lightning training on CUDA through the
 # CLI (kornia augmenting on the GPU), eval and export of that checkpoint, the exported policy
-# loaded on CUDA, and the benchmarks' CPU-vs-CUDA columns. Nothing here is a test: CI has no
-# GPU. Each step is bounded by `timeout` and reported even if an earlier one failed.
+# loaded on CUDA, GAIL with 2 and 14 rollout workers on the machine's many cores, and the
+# benchmarks' CPU-vs-CUDA columns. Nothing here is a test: CI has no GPU. Each step is
+# bounded by `timeout` and reported even if an earlier one failed.
 #
 #     OUT=gpu_checks bash scripts/gpu_checks.sh 2>&1 | tee gpu_checks.log
 #     SKIP="augmentation latency" bash scripts/gpu_checks.sh   # skip steps by their first word
