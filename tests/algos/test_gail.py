@@ -349,6 +349,7 @@ def test_ppo_learner_trains_on_whole_episodes():
     assert not torch.equal(head_before, learner.policy.head.weight)  # the actor moved
     assert stats[-1]["disc_accuracy_expert"] > 0.9 and stats[-1]["disc_accuracy_policy"] > 0.9
     assert set(learner.optimizers()) == {"disc_optim", "actor_optim", "critic_optim"}
+    assert 0 <= stats[-1]["ppo_clip_fraction"] <= 1 and stats[-1]["ppo_kl"] != 0  # it moved
 
 
 def test_ppo_objective_stays_bounded_when_the_policy_sharpens():

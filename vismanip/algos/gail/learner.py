@@ -664,6 +664,9 @@ class PpoGailLearner(AdversarialLearner):
                         "critic_loss": float(losses["loss_critic"].detach()),
                         "actor_loss": float(losses["loss_objective"].detach()),
                         "bc_loss": float(bc_loss.detach()),
+                        # how far the updates moved the policy off the one that acted
+                        "ppo_clip_fraction": float(losses["clip_fraction"]),
+                        "ppo_kl": float(losses["kl_approx"]),
                     }
                 )
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
