@@ -350,6 +350,12 @@ def test_ppo_learner_trains_on_whole_episodes():
     assert stats[-1]["disc_accuracy_expert"] > 0.9 and stats[-1]["disc_accuracy_policy"] > 0.9
     assert set(learner.optimizers()) == {"disc_optim", "actor_optim", "critic_optim"}
     assert 0 <= stats[-1]["ppo_clip_fraction"] <= 1 and stats[-1]["ppo_kl"] != 0  # it moved
+    steps = []
+    original = learner._update_discriminator
+    learner._update_discriminator = lambda *rows: steps.append(1) or original(*rows)
+    learner.config.learner.ppo.disc_epochs = 3
+    learner.update_on(episodes)
+    assert len(steps) == 3 * 4  # 3 passes over 100 steps in minibatches of 32
 
 
 def test_ppo_objective_stays_bounded_when_the_policy_sharpens():

@@ -620,7 +620,8 @@ class PpoGailLearner(AdversarialLearner):
         batch["action_log_prob"] = dist.log_prob(batch["action"].clamp(-1 + EPS, 1 - EPS))
 
     def update_on(self, episodes: TensorDict, train_actor: bool = True) -> dict[str, float]:
-        """D steps against the expert, then `ppo.epochs` passes over these episodes."""
+        """`ppo.disc_epochs` passes of D steps against the expert, then `ppo.epochs` passes
+        of PPO over these episodes."""
         ppo = self.config.learner.ppo
         batch = episodes.clone()
         size = min(ppo.minibatch_size, len(batch))
@@ -630,10 +631,11 @@ class PpoGailLearner(AdversarialLearner):
             for key, value in stats.items():
                 totals.setdefault(key, []).append(value)
 
-        for rows in torch.randperm(len(batch)).split(size):
-            expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
-            if self.config.reward_source == "discriminator":
-                keep(self._update_discriminator(expert, batch[rows]))
+        if self.config.reward_source == "discriminator":
+            for _ in range(ppo.disc_epochs):
+                for rows in torch.randperm(len(batch)).split(size):
+                    expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
+                    keep(self._update_discriminator(expert, batch[rows]))
         self.prepare(batch)
         for _ in range(ppo.epochs):
             for rows in torch.randperm(len(batch)).split(size):
