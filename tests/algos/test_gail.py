@@ -397,6 +397,16 @@ def test_ppo_objective_stays_bounded_when_the_policy_sharpens():
         config.check()
 
 
+def test_a_dead_discriminator_stops_the_run_in_one_line():
+    learner = toy_learner(pairs="state")
+    learner.update()  # a live D
+    with torch.no_grad():  # the output layer's bias far past float32's sigmoid range
+        learner.discriminator.net[-1].bias.fill_(1000.0)
+    with pytest.raises(VismanipError, match="D's output is exactly 1 on every row"):
+        for _ in range(learner.config.disc.updates_every):
+            learner.update()
+
+
 def test_a_non_finite_update_stops_in_one_line_before_the_weights_take_it():
     learner = toy_learner(pairs="state")
     learner.update()

@@ -269,6 +269,7 @@ class AdversarialLearner(nn.Module):
         with torch.no_grad():
             on_expert = self.discriminator(expert_state, self._d_pair(expert))
             on_policy = self.discriminator(policy_state, self._d_pair(policy))
+        stop_if_saturated(torch.cat([on_expert, on_policy]), self.updates)
         return {
             "disc_loss": float(loss["loss"].detach()),
             "disc_accuracy_expert": float((on_expert > 0.5).float().mean()),
@@ -324,6 +325,20 @@ def stop_if_not_finite(
         "gradient is not finite; stopped before the weights took it (learner.pt and last.ckpt "
         "keep the last whole iteration)"
     )
+
+
+def stop_if_saturated(outputs: Tensor, update: int) -> None:
+    """A D whose sigmoid is exactly 0 or 1 on every row has no gradient left (the sigmoid's
+    slope is 0 there and BCE's log is clamped) and never recovers: run IMG's D on frames
+    went there at 13k env steps and would have spent the rest of its budget on a constant
+    reward. Stop in one line instead."""
+    for value in (0.0, 1.0):
+        if bool((outputs == value).all()):
+            raise VismanipError(
+                f"GAIL update {update}: D's output is exactly {value:g} on every row, so its "
+                "loss has no gradient left (a dead discriminator); stopped (learner.pt and "
+                "last.ckpt keep the last whole iteration; try a lower disc.lr)"
+            )
 
 
 def actor_term(loss_actor: Tensor, own: int) -> Tensor:
