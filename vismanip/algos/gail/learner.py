@@ -315,10 +315,11 @@ def stop_if_not_finite(
     """Between backward and the optimizers' steps: a loss or gradient that is not finite
     stops the run in one line before any weight takes it, so the run folder's learner.pt
     and last.ckpt keep the last whole iteration (the PPO row once saved NaN weights)."""
-    grads = [parameter.grad for parameter in optimized_parameters(optimizers)]
-    if bool(torch.isfinite(loss).all()) and all(
-        bool(torch.isfinite(grad).all()) for grad in grads if grad is not None
-    ):
+    finite = torch.isfinite(loss).all()
+    for parameter in optimized_parameters(optimizers):
+        if parameter.grad is not None:
+            finite &= torch.isfinite(parameter.grad).all()
+    if bool(finite):  # (one synchronisation per update, not one per tensor)
         return
     raise VismanipError(
         f"GAIL update {update}: the {what} loss ({float(loss.detach().sum()):.3g}) or its "
