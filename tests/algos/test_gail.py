@@ -407,6 +407,18 @@ def test_a_dead_discriminator_stops_the_run_in_one_line():
             learner.update()
 
 
+def test_a_discriminator_on_logits_recovers_where_the_sigmoid_one_dies():
+    learner = toy_learner(pairs="state", logits=True)
+    for _ in range(20):
+        learner.update()
+    assert learner.update()["disc_accuracy_expert"] > 0.9  # it learns as the sigmoid one does
+    with torch.no_grad():
+        learner.discriminator.net[-1].bias.fill_(1000.0)  # every row "expert"
+    for _ in range(learner.config.disc.updates_every):
+        learner.update()  # no stop: BCE with logits still has a gradient here
+    assert float(learner.discriminator.net[-1].bias) < 1000.0
+
+
 def test_a_non_finite_update_stops_in_one_line_before_the_weights_take_it():
     learner = toy_learner(pairs="state")
     learner.update()

@@ -54,6 +54,11 @@ class DiscriminatorConfig:
         them as uint8 at this size: 2 cameras at 42 px are 10.6 kB a step, 2.1 GB per
         200k steps) and the random shift (DrQ's augmentation, Kostrikov et al. 2020) that
         keeps D from telling the two sources apart by a few pixels.
+    logits: D's loss from its logit (binary cross-entropy with logits; the gradient
+        penalty then acts on the logit) instead of torchrl GAILLoss's default, BCE on D's
+        sigmoid: a sigmoid that rounds to exactly 0 or 1 everywhere leaves no gradient, and
+        D on frames died that way (run IMG). Off by default: every measured run used the
+        sigmoid.
     """
 
     input: str = "state"
@@ -67,6 +72,7 @@ class DiscriminatorConfig:
     relative: bool = False
     image_size: int = 42
     image_shift: int = 2
+    logits: bool = False
 
 
 @dataclass

@@ -77,10 +77,13 @@ class PairNet(nn.Module):
 class FrameDiscriminator(nn.Module):
     """D(frames, second) for `disc.input=image`: a small strided CNN over D's stacked
     camera frames (float in [0, 1]), its output beside the second input (the absorbing
-    indicator, plus the action with D(s, a)), then an MLP and a sigmoid. Ours: a 3-layer
+    indicator, plus the action with D(s, a)), then an MLP and (unless D's loss reads
+    logits, `disc.logits`) a sigmoid. Ours: a 3-layer
     CNN of the size DrQ's encoder uses; no library ships a discriminator for this pair."""
 
-    def __init__(self, channels: int, size: int, second: int, hidden: list[int]) -> None:
+    def __init__(
+        self, channels: int, size: int, second: int, hidden: list[int], probability: bool
+    ) -> None:
         super().__init__()
         self.frame_shape = (channels, size, size)
         self.conv = nn.Sequential(
@@ -94,7 +97,7 @@ class FrameDiscriminator(nn.Module):
         )
         with torch.no_grad():
             flat = self.conv(torch.zeros(1, channels, size, size)).shape[-1]
-        self.head = PairNet(flat, second, hidden, True)
+        self.head = PairNet(flat, second, hidden, probability)
 
     def forward(self, frames: Tensor, second: Tensor) -> Tensor:
         """`frames` flat, (B, C * S * S): torchrl's gradient penalty concatenates the
@@ -174,17 +177,21 @@ class AdversarialLearner(nn.Module):
             size = config.disc.image_size
             channels = 3 * len(policy.image_keys)
             self.frame_shape = (channels, size, size)
-            self.discriminator = FrameDiscriminator(channels, size, 1 + second, config.disc.hidden)
+            self.discriminator = FrameDiscriminator(
+                channels, size, 1 + second, config.disc.hidden, not config.disc.logits
+            )
             if config.disc.image_shift > 0:  # the same augmentation on both sources
                 shift = AugmentationConfig(shift_pad=config.disc.image_shift)
                 self.frame_shift = kornia_pipeline(shift, size)
         else:
-            self.discriminator = PairNet(d_dim, second, config.disc.hidden, True)
+            self.discriminator = PairNet(d_dim, second, config.disc.hidden, not config.disc.logits)
         self.gail_loss = GAILLoss(
             TensorDictModule(self.discriminator, ["observation", "action"], ["d_logits"]),
             use_grad_penalty=config.disc.grad_penalty > 0,
             gp_lambda=config.disc.grad_penalty,
         )
+        if config.disc.logits:  # (GAILLoss applies its loss_function to D's raw output)
+            self.gail_loss.loss_function = nn.BCEWithLogitsLoss(reduction="none")
         steered = config.learner.noise_dims if steered is None else steered
         self.head = GaussianHead(policy, config.learner.init_std, steered)
         self.actor_parameters = [
@@ -240,10 +247,16 @@ class AdversarialLearner(nn.Module):
         """The learner's reward for a batch: from D, or the task's sparse success reward."""
         if self.config.reward_source == "success":
             return td["task_reward"]
-        d = self.discriminator(self._d_state(td), self._d_pair(td)).clamp(EPS, 1 - EPS)
+        d = self._probability(self._d_state(td), self._d_pair(td)).clamp(EPS, 1 - EPS)
         if self.config.disc.reward == "gail":
             return -torch.log(1 - d)
         return torch.log(d) - torch.log(1 - d)
+
+    def _probability(self, state: Tensor, pair: Tensor) -> Tensor:
+        """D's probability that these rows are the expert's (D outputs a logit with
+        `disc.logits`, else the probability itself)."""
+        out = self.discriminator(state, pair)
+        return torch.sigmoid(out) if self.config.disc.logits else out
 
     def _update_discriminator(self, expert: TensorDict, policy: TensorDict) -> dict[str, float]:
         """One D step on (the first `disc.batch_size` of) these expert and policy rows."""
@@ -267,9 +280,10 @@ class AdversarialLearner(nn.Module):
         stop_if_not_finite(loss["loss"], [self.disc_optim], "discriminator", self.updates)
         self.disc_optim.step()
         with torch.no_grad():
-            on_expert = self.discriminator(expert_state, self._d_pair(expert))
-            on_policy = self.discriminator(policy_state, self._d_pair(policy))
-        stop_if_saturated(torch.cat([on_expert, on_policy]), self.updates)
+            on_expert = self._probability(expert_state, self._d_pair(expert))
+            on_policy = self._probability(policy_state, self._d_pair(policy))
+        if not self.config.disc.logits:  # (a loss on logits keeps its gradient there)
+            stop_if_saturated(torch.cat([on_expert, on_policy]), self.updates)
         return {
             "disc_loss": float(loss["loss"].detach()),
             "disc_accuracy_expert": float((on_expert > 0.5).float().mean()),
