@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -317,14 +318,14 @@ class AdversarialLearner(nn.Module):
         return None
 
 
-def optimized_parameters(optimizers: list[torch.optim.Optimizer]) -> list[Tensor]:
+def optimized_parameters(optimizers: Sequence[torch.optim.Optimizer]) -> list[Tensor]:
     return [
         p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]
     ]
 
 
 def stop_if_not_finite(
-    loss: Tensor, optimizers: list[torch.optim.Optimizer], what: str, update: int
+    loss: Tensor, optimizers: Sequence[torch.optim.Optimizer], what: str, update: int
 ) -> None:
     """Between backward and the optimizers' steps: a loss or gradient that is not finite
     stops the run in one line before any weight takes it, so the run folder's learner.pt
@@ -352,7 +353,8 @@ def stop_if_saturated(outputs: Tensor, update: int) -> None:
             raise VismanipError(
                 f"GAIL update {update}: D's output is exactly {value:g} on every row, so its "
                 "loss has no gradient left (a dead discriminator); stopped (learner.pt and "
-                "last.ckpt keep the last whole iteration; try a lower disc.lr)"
+                "last.ckpt keep the last whole iteration; disc.logits=true trains D on its "
+                "logit, which cannot saturate)"
             )
 
 
@@ -674,8 +676,9 @@ class PpoGailLearner(AdversarialLearner):
                 expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
                 bc_loss, _ = self._bc_loss(expert)
                 actor_loss = losses["loss_objective"] + losses.get("loss_entropy", 0.0)
-                self.actor_optim.zero_grad()
-                self.critic_optim.zero_grad()
+                optimizers = [self.actor_optim, self.critic_optim]
+                for optimizer in optimizers:
+                    optimizer.zero_grad()
                 learner = self.config.learner
                 loss = (
                     learner.rl_weight * actor_loss
@@ -683,10 +686,8 @@ class PpoGailLearner(AdversarialLearner):
                     + losses["loss_critic"]
                 )
                 loss.backward()
-                stop_if_not_finite(loss, [self.actor_optim, self.critic_optim], "PPO", self.updates)
-                nn.utils.clip_grad_norm_(
-                    optimized_parameters([self.actor_optim, self.critic_optim]), ppo.max_grad_norm
-                )
+                stop_if_not_finite(loss, optimizers, "PPO", self.updates)
+                nn.utils.clip_grad_norm_(optimized_parameters(optimizers), ppo.max_grad_norm)
                 if train_actor:
                     self.actor_optim.step()
                 self.critic_optim.step()
