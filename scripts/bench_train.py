@@ -4,16 +4,20 @@ For each encoder: no augmentation, and the default random shift on each backend 
 the batch, albumentations per sample in the loader), and the `sim2real` preset on each
 backend; with the uint8 cache on (every demo in memory) and off (every batch read from the
 HDF5 file); on each of `--devices` (the policy, the batch and kornia's augmentation on that
-device). The last columns are the step time relative to no augmentation and, for a GPU, the
+device); with each count of `--loader-workers` (loader processes; 0: the training process
+gathers the batches). The last columns are the step time relative to no augmentation and, for a GPU, the
 speed relative to the CPU row of the same encoder, cache and augmentation.
 
     python scripts/bench_train.py --data data/lift.hdf5 --batches 30
     python scripts/bench_train.py --data data/lift.hdf5 --devices cpu,cuda --caches on
+    python scripts/bench_train.py --data data/square.hdf5 --devices cuda --encoders compact \
+        --caches on --loader-workers 0,4,8     # does the loader feed the GPU?
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +40,7 @@ def samples_per_second(
     batches: int,
     batch_size: int,
     device: str = "cpu",
+    loader_workers: int = 0,
 ) -> float:
     image_size, lowdim_dims, cameras, _ = dataset_shapes(data)
     config = TrainConfig(
@@ -49,7 +54,7 @@ def samples_per_second(
     per_sample = augmentation.resolved_backend(config.trainer.accelerator) == "albumentations"
     loader = DemoDataModule(
         data,
-        LoaderConfig(batch_size=batch_size, cache_gb=cache_gb),
+        LoaderConfig(batch_size=batch_size, cache_gb=cache_gb, num_workers=loader_workers),
         policy.image_keys + policy.lowdim_keys,
         train_transform=(
             albumentations_pipeline(augmentation, image_size, policy.image_keys)
@@ -61,8 +66,9 @@ def samples_per_second(
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
 
     def batches_forever() -> Iterator[dict]:  # a small dataset runs out of batches
+        batches = loader.train_dataloader()  # one loader: its workers persist across epochs
         while True:
-            yield from loader.train_dataloader()
+            yield from batches
 
     iterator = batches_forever()
 
@@ -92,48 +98,76 @@ def main() -> None:
     parser.add_argument("--encoders", default="compact,resnet18")
     parser.add_argument("--devices", default="cpu", help="e.g. cpu,cuda")
     parser.add_argument("--caches", default="on,off", help="the uint8 cache: on, off or both")
+    parser.add_argument("--loader-workers", default="0", help="loader processes, e.g. 0,4,8")
+    parser.add_argument(
+        "--augmentations",
+        default="none,shift-kornia,shift-albumentations,sim2real-kornia,sim2real-albumentations",
+        help="which augmentation rows, by name",
+    )
     args = parser.parse_args()
     devices = args.devices.split(",")
     print(
         f"# {args.data}, batch {args.batch_size}, {torch.get_num_threads()} threads, {args.batches} steps each\n"
     )
     sim2real = yaml.safe_load(Path("configs/augmentation/sim2real.yaml").read_text())
-    variants = {
-        "none": AugmentationConfig(shift_pad=0),
-        "shift 4px, kornia": AugmentationConfig(backend="kornia"),
-        "shift 4px, albumentations": AugmentationConfig(backend="albumentations"),
-        "sim2real, kornia": AugmentationConfig(**{**sim2real, "backend": "kornia"}),
-        "sim2real, albumentations": AugmentationConfig(**{**sim2real, "backend": "albumentations"}),
+    every_variant = {  # --augmentations name: (table label, config)
+        "none": ("none", AugmentationConfig(shift_pad=0)),
+        "shift-kornia": ("shift 4px, kornia", AugmentationConfig(backend="kornia")),
+        "shift-albumentations": (
+            "shift 4px, albumentations",
+            AugmentationConfig(backend="albumentations"),
+        ),
+        "sim2real-kornia": (
+            "sim2real, kornia",
+            AugmentationConfig(**{**sim2real, "backend": "kornia"}),
+        ),
+        "sim2real-albumentations": (
+            "sim2real, albumentations",
+            AugmentationConfig(**{**sim2real, "backend": "albumentations"}),
+        ),
     }
+    unknown = set(args.augmentations.split(",")) - set(every_variant)
+    if unknown:
+        parser.error(
+            f"unknown augmentation {sorted(unknown)[0]!r}; known: {', '.join(every_variant)}"
+        )
+    variants = dict(every_variant[name] for name in args.augmentations.split(","))
     if "cuda" in devices:
         print(f"# GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}\n")
-    print("| device | encoder | cache | augmentation | samples/s | step time vs none | vs cpu |")
-    print("|---|---|---|---|---:|---:|---:|")
-    cpu_rates: dict[tuple[str, str, str], float] = {}
-    for device in devices:
-        for encoder in args.encoders.split(","):
-            for cache in args.caches.split(","):
-                baseline = None
-                for label, augmentation in variants.items():
-                    rate = samples_per_second(
-                        args.data,
-                        encoder,
-                        augmentation,
-                        4.0 if cache == "on" else 0.0,
-                        args.batches,
-                        args.batch_size,
-                        device,
-                    )
-                    baseline = baseline or rate
-                    key = (encoder, cache, label)
-                    if device == "cpu":
-                        cpu_rates[key] = rate
-                    versus = f"{rate / cpu_rates[key]:.1f}x" if key in cpu_rates else "-"
-                    print(
-                        f"| {device} | {encoder} | {cache} | {label} | {rate:.0f} "
-                        f"| {baseline / rate:.2f} | {versus} |",
-                        flush=True,
-                    )
+    print(
+        "| device | loader workers | encoder | cache | augmentation | samples/s "
+        "| step time vs none | vs cpu |"
+    )
+    print("|---|---:|---|---|---|---:|---:|---:|")
+    cpu_rates: dict[tuple[str, str, str, int], float] = {}
+    for device, workers, encoder, cache in itertools.product(
+        devices,
+        [int(n) for n in args.loader_workers.split(",")],
+        args.encoders.split(","),
+        args.caches.split(","),
+    ):
+        baseline = None
+        for label, augmentation in variants.items():
+            rate = samples_per_second(
+                args.data,
+                encoder,
+                augmentation,
+                4.0 if cache == "on" else 0.0,
+                args.batches,
+                args.batch_size,
+                device,
+                workers,
+            )
+            baseline = baseline or rate
+            key = (encoder, cache, label, workers)
+            if device == "cpu":
+                cpu_rates[key] = rate
+            versus = f"{rate / cpu_rates[key]:.1f}x" if key in cpu_rates else "-"
+            print(
+                f"| {device} | {workers} | {encoder} | {cache} | {label} | {rate:.0f} "
+                f"| {baseline / rate:.2f} | {versus} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

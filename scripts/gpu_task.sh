@@ -5,6 +5,9 @@
 # Needs vismanip importable and MUJOCO_GL=egl (see README "Measured on a GPU").
 #
 #     TASK=square EPISODES=300 EPOCHS=60 TRAIN="policy.head=chunk" bash scripts/gpu_task.sh
+#
+# LOADER_WORKERS (8): loader processes feeding CUDA; BENCH=1 first times the loader with 0
+# and LOADER_WORKERS processes on the collected demos; CKPTS ("best last"): which to evaluate.
 set -u
 task=${TASK:?TASK=lift|pick_place_can|square}
 episodes=${EPISODES:-200}
@@ -12,6 +15,7 @@ epochs=${EPOCHS:-50}
 workers=${WORKERS:-14}
 out=${OUT:-gpu_task}
 accelerator=${ACCELERATOR:-gpu}
+loader_workers=${LOADER_WORKERS:-8}
 work=$(mktemp -d)
 mkdir -p "$out"
 start=$SECONDS
@@ -19,15 +23,22 @@ echo "=== collect $episodes $task demos with $workers workers"
 timeout "${COLLECT_S:-240}" python -m vismanip.cli collect --config "configs/collect/$task.yaml" \
     episodes="$episodes" workers="$workers" --quiet --out "$work/demos.hdf5"
 echo "=== collect: exit $? at $((SECONDS - start)) s"
-echo "=== train $epochs epochs on $accelerator: ${TRAIN:-}"
+if [ "${BENCH:-0}" = 1 ]; then
+    echo "=== loader bench: 0 vs $loader_workers loader workers"
+    timeout "${BENCH_S:-90}" python scripts/bench_train.py --data "$work/demos.hdf5" --devices cuda \
+        --encoders compact --caches on --augmentations shift-kornia --batches 40 \
+        --loader-workers "0,$loader_workers"
+    echo "=== loader bench: exit $? at $((SECONDS - start)) s"
+fi
+echo "=== train $epochs epochs on $accelerator, $loader_workers loader workers: ${TRAIN:-}"
 # shellcheck disable=SC2086  # TRAIN holds several key=value overrides
 timeout "${TRAIN_S:-300}" python -m vismanip.cli train --config "configs/bc/$task.yaml" \
     data="$work/demos.hdf5" trainer.accelerator="$accelerator" trainer.max_epochs="$epochs" \
     rollout.every_n_epochs="${ROLLOUT_EVERY:-10}" rollout.episodes="$workers" rollout.workers="$workers" \
-    output_dir="$work/run" ${TRAIN:-} 2>&1 | grep -v "it/s\]" | tail -40
+    loader.num_workers="$loader_workers" output_dir="$work/run" ${TRAIN:-} 2>&1 | grep -v "it/s\]" | tail -40
 echo "=== train: exit ${PIPESTATUS[0]} at $((SECONDS - start)) s"
 cp "$work"/run/*.ckpt "$work"/run/config.yaml "$work"/run/logs/metrics.csv "$out"/ 2>/dev/null
-for ckpt in best last; do
+for ckpt in ${CKPTS:-best last}; do
     [ -f "$work/run/$ckpt.ckpt" ] || continue
     echo "=== eval $ckpt.ckpt: ${EVAL_EPISODES:-50} episodes, $workers workers"
     timeout "${EVAL_S:-150}" python -m vismanip.cli eval "$work/run/$ckpt.ckpt" --task "$task" \

@@ -94,3 +94,49 @@ def test_observation_history_repeats_the_first_frame_at_a_demo_start(tiny_datase
     frames = single.__getitems__(list(range(4)))["obs"]["robot0_eef_pos"]
     torch.testing.assert_close(batch["obs"]["robot0_eef_pos"][0], frames[[0, 0, 1]])
     torch.testing.assert_close(batch["obs"]["robot0_eef_pos"][1], frames[[1, 2, 3]])
+
+
+def _epoch(module: DemoDataModule) -> list[dict]:
+    return list(module.train_dataloader())
+
+
+def test_loader_workers_serve_the_main_process_batches(tiny_dataset):
+    """num_workers only moves the gathering: same order and samples, seeded augmentation."""
+    from vismanip.sim2real.augmentation import AugmentationConfig, albumentations_pipeline
+
+    path, _ = tiny_dataset
+    keys = ["agentview_image", "robot0_eef_pos"]
+    in_process = DemoDataModule(str(path), LoaderConfig(batch_size=2), keys, seed=3)
+    in_process.setup()
+    workers = DemoDataModule(str(path), LoaderConfig(batch_size=2, num_workers=2), keys, seed=3)
+    workers.setup()
+    for plain, served in zip(_epoch(in_process), _epoch(workers), strict=True):
+        torch.testing.assert_close(served["actions"], plain["actions"])
+        torch.testing.assert_close(
+            served["obs"]["agentview_image"], plain["obs"]["agentview_image"]
+        )
+
+    def shifted_epoch() -> list[dict]:
+        shift = albumentations_pipeline(AugmentationConfig(shift_pad=4), 32, ["agentview_image"], 0)
+        module = DemoDataModule(
+            str(path),
+            LoaderConfig(batch_size=2, num_workers=2),
+            keys,
+            seed=3,
+            train_transform=shift,
+        )
+        module.setup()
+        return _epoch(module)
+
+    first, again = shifted_epoch(), shifted_epoch()
+    for a, b in zip(first, again, strict=True):
+        torch.testing.assert_close(a["obs"]["agentview_image"], b["obs"]["agentview_image"])
+    assert any(
+        not torch.equal(a["obs"]["agentview_image"], plain["obs"]["agentview_image"])
+        for a, plain in zip(first, _epoch(in_process), strict=True)
+    ), "the workers' batches are augmented"
+
+
+def test_negative_loader_workers_is_a_clear_error():
+    with pytest.raises(VismanipError, match="loader.num_workers must be >= 0"):
+        LoaderConfig(num_workers=-1)

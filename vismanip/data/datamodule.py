@@ -35,13 +35,22 @@ class LoaderConfig:
 
     batch_size: samples per training step.
     cache_gb: demos are kept in memory (uint8) up to this size; the rest is read lazily.
+    num_workers: loader processes (0: batches are gathered in the training process). On 2
+      CPU cores keep 0: workers compete with the training step for the same cores. On a
+      GPU machine measure first (`scripts/bench_train.py --loader-workers 0,8`): on an
+      H200 the cached uint8 batches gathered in-process were faster (README).
     train_mask / valid_mask: robomimic filter keys under mask/ ("" for no validation).
     """
 
     batch_size: int = 64
     cache_gb: float = 4.0
+    num_workers: int = 0
     train_mask: str = "train"
     valid_mask: str = "valid"
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise VismanipError(f"loader.num_workers must be >= 0, not {self.num_workers}")
 
 
 class DemoDataset(Dataset):
@@ -263,6 +272,24 @@ def _already_batched(batch: Any) -> Any:
     return batch
 
 
+def _start_loader_worker(worker_id: int) -> None:
+    """Give each loader process its own augmentation draws and its own HDF5 handle.
+
+    A forked worker inherits the parent's albumentations generator (every worker would
+    draw the same shifts) and any open h5py handle (not safe to share across processes).
+    torch seeds each worker with the loader's base seed + worker_id, so this stays
+    reproducible for a fixed `seed`.
+    """
+    info = torch.utils.data.get_worker_info()
+    assert info is not None, "runs inside a DataLoader worker"
+    dataset = info.dataset
+    parts = dataset.parts if isinstance(dataset, MultiFileDataset) else [dataset]
+    for part in parts:
+        part._file = None
+        if part.transform is not None and hasattr(part.transform, "reseed"):
+            part.transform.reseed(info.seed % 2**31)
+
+
 class DemoDataModule(L.LightningDataModule):
     """Train/valid splits from the dataset's masks, as Lightning expects them."""
 
@@ -369,14 +396,28 @@ class DemoDataModule(L.LightningDataModule):
             drop_last=True,
             collate_fn=_already_batched,
             generator=generator,
+            **self._workers(),
         )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.valid_set is None:
             return []
         return DataLoader(
-            self.valid_set, batch_size=self.config.batch_size, collate_fn=_already_batched
+            self.valid_set,
+            batch_size=self.config.batch_size,
+            collate_fn=_already_batched,
+            **self._workers(),
         )
+
+    def _workers(self) -> dict[str, Any]:
+        """DataLoader arguments for `num_workers` loader processes, kept across epochs."""
+        if self.config.num_workers == 0:
+            return {}
+        return {
+            "num_workers": self.config.num_workers,
+            "persistent_workers": True,
+            "worker_init_fn": _start_loader_worker,
+        }
 
 
 def dataset_shapes(path: str | Path) -> tuple[int, dict[str, int], list[str], dict]:
