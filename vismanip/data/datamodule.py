@@ -283,6 +283,7 @@ def _start_loader_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     assert info is not None, "runs inside a DataLoader worker"
     dataset = info.dataset
+    assert isinstance(dataset, DemoDataset | MultiFileDataset)
     parts = dataset.parts if isinstance(dataset, MultiFileDataset) else [dataset]
     for part in parts:
         part._file = None
