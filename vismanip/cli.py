@@ -61,6 +61,15 @@ def cli() -> None:
     """Vision-based manipulation from demonstrations: collect, inspect, train, evaluate, export."""
 
 
+def _named_objects(set_name: str | None) -> list[str] | None:
+    """The objects of `--object-set NAME` (None when the flag is not given)."""
+    if not set_name:
+        return None
+    from vismanip.envs.objects import object_set
+
+    return object_set(set_name)
+
+
 @cli.command()
 @click.option(
     "--config", "config_path", type=click.Path(), help="YAML config (configs/collect/*.yaml)."
@@ -106,9 +115,7 @@ def collect(
     if object_name:
         objects = [object_name]
     elif object_set:
-        from vismanip.envs.objects import object_set as named_object_set
-
-        objects = named_object_set(object_set)
+        objects = _named_objects(object_set)
     config = load_config(
         CollectConfig,
         config_path,
@@ -176,22 +183,29 @@ def train(config_path, resume_dir, overrides):
     "--config", "config_path", type=click.Path(), help="YAML config (configs/dagger/*.yaml)."
 )
 @click.option("--resume", "resume_dir", type=click.Path(), help="Continue the run in this folder.")
+@click.option("--object-set", help="Roll out with objects drawn from this set (train, novel, all).")
+@click.option("--clutter", type=int, help="Distractor objects around the target (0-6).")
 @OVERRIDES
 @summarized
-def dagger(config_path, resume_dir, overrides):
+def dagger(config_path, resume_dir, object_set, clutter, overrides):
     """DAgger: roll out the learner, label its states with the expert, aggregate, retrain."""
     from vismanip.algos.dagger import DaggerConfig
     from vismanip.algos.dagger import dagger as run_dagger
     from vismanip.config import load_config, load_run_config
 
     if resume_dir:
-        if overrides or config_path:
+        if overrides or config_path or object_set or clutter is not None:
             raise VismanipError(
                 "--resume continues a run with its saved config; drop the other settings"
             )
         config = load_run_config(DaggerConfig, resume_dir)
     else:
-        config = load_config(DaggerConfig, config_path, overrides)
+        config = load_config(
+            DaggerConfig,
+            config_path,
+            overrides,
+            flag_values={"objects": _named_objects(object_set), "clutter": clutter},
+        )
     history = run_dagger(config, resume=bool(resume_dir))
     last = history[-1]
     return Outcome(
@@ -235,13 +249,11 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
         if overrides:
             config = load_config(GailConfig, Path(resume_dir) / "config.yaml", overrides)
     else:
-        objects = None
-        if object_set:
-            from vismanip.envs.objects import object_set as named_object_set
-
-            objects = named_object_set(object_set)
         config = load_config(
-            GailConfig, config_path, overrides, flag_values={"objects": objects, "clutter": clutter}
+            GailConfig,
+            config_path,
+            overrides,
+            flag_values={"objects": _named_objects(object_set), "clutter": clutter},
         )
     history = run_gail(config, resume=bool(resume_dir))
     last = history[-1]

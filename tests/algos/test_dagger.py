@@ -163,3 +163,36 @@ def test_unknown_expert_is_one_clear_error():
     for spec in ("no_such_module:factory", "vismanip.experts:no_such_factory", "teleop"):
         with pytest.raises(VismanipError, match="expected 'scripted', 'checkpoint:PATH'"):
             expert_factory(spec, "lift")
+
+
+def test_rounds_roll_out_in_another_scene_than_the_demos(tmp_path):
+    """`--object-set all --clutter 4` (experiment 2's labelled upper bound): rounds and
+    evaluations use that scene; an unknown set or object is one line."""
+    from conftest import run_in_process
+
+    from vismanip.algos.dagger import DaggerConfig, DaggerRun
+    from vismanip.envs.objects import object_set
+    from vismanip.policies.checkpoint import save_policy
+
+    data = tmp_path / "demos.hdf5"
+    write_dataset(data, [5, 6])
+    init = tmp_path / "bc.ckpt"
+    policy = ImagePolicy(
+        ImagePolicyConfig(cameras=["agentview"], lowdim_keys=["robot0_eef_pos"], feature_dim=5),
+        32,
+        {"robot0_eef_pos": 3},
+    )
+    demos_scene = EnvConfig(
+        task="lift", cameras=["agentview"], objects=object_set("train"), clutter=2
+    )
+    save_policy(init, policy, demos_scene, None)
+    config = DaggerConfig(init=str(init), data=str(data), objects=object_set("all"), clutter=4)
+    run = DaggerRun(config)
+    assert run.scene.env.objects == object_set("all") and run.scene.env.clutter == 4
+    kept = DaggerRun(DaggerConfig(init=str(init), data=str(data)))
+    assert kept.scene.env.objects == object_set("train") and kept.scene.env.clutter == 2
+    with pytest.raises(VismanipError, match="unknown object 'teapot'"):
+        DaggerRun(DaggerConfig(init=str(init), data=str(data), objects=["teapot"]))
+    status, _, err = run_in_process("dagger", "--object-set", "nope", f"init={init}")
+    assert status != 0 and len(err.strip().splitlines()) == 1
+    assert "unknown object set 'nope'" in err

@@ -70,6 +70,8 @@ class DaggerConfig:
     init: the round-0 learner, a BC checkpoint; its architecture is kept every round.
     data: its expert demos ("": the dataset `init` was trained on).
     task: where rounds roll out and are evaluated ("": init's task), e.g. lift_perturbed.
+    objects, clutter: the rounds' object set and distractors (as `collect`; `--object-set`,
+        `--clutter`); [] and -1 keep init's. Retrained checkpoints keep the demos' scene.
     expert: "scripted" (the task's oracle), "checkpoint:PATH" (a trained policy), or
         "package.module:factory" where factory(task, env) returns an obs -> action
         callable (teleoperation, a planner, ...).
@@ -83,6 +85,8 @@ class DaggerConfig:
     data: str = ""
     output_dir: str = "runs/dagger"
     task: str = ""
+    objects: list[str] = field(default_factory=list)
+    clutter: int = -1
     expert: str = "scripted"
     rounds: int = 6
     episodes_per_round: int = 20
@@ -283,7 +287,7 @@ class DaggerRun:
         if not self.data.is_file():
             raise VismanipError(f"expert demos {self.data or '(none)'} not found: pass data=PATH")
         require_valid_dataset(self.data, read_images=True)  # copied whole into the aggregate
-        self.env_config = init.env_for(config.task)
+        self.env_config = init.env_for(config.task).with_scene(config.objects, config.clutter)
         task = self.env_config.task
         expert_factory(config.expert, task)  # fail now, not in a worker
         self.scene = Scene(self.env_config)

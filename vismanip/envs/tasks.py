@@ -134,6 +134,18 @@ class EnvConfig:
 
             check_scene(self.objects, self.clutter)
 
+    def with_scene(self, objects: list[str], clutter: int) -> EnvConfig:
+        """This env with another object set ([] keeps this one's) and number of distractors
+        (-1 keeps this one's), checked: where GAIL and DAgger interact, when that is not
+        where their demos were collected."""
+        scene = replace(
+            self,
+            objects=list(objects) if objects else self.objects,
+            clutter=clutter if clutter >= 0 else self.clutter,
+        )
+        scene.check()
+        return scene
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EnvConfig:
         """Rebuild from `asdict(EnvConfig)` (as stored in datasets and checkpoints)."""

@@ -73,12 +73,8 @@ class GailRun:
         self.demos = config.demos or self.init_train.get("data", "")
         if not self.demos or not Path(self.demos).is_file():
             raise VismanipError(f"expert demos {self.demos or '(none)'} not found: pass demos=PATH")
-        demos_scene = env = init.env_for(config.task)
-        if config.objects:
-            env = replace(env, objects=list(config.objects))
-        if config.clutter >= 0:
-            env = replace(env, clutter=config.clutter)
-        env.check()
+        demos_scene = init.env_for(config.task)
+        env = demos_scene.with_scene(config.objects, config.clutter)
         config.randomization.check(allow_heldout=False)
         self.env_config = env
         # The checkpoints keep the demos' objects and clutter as the policy's own scene, so
