@@ -8,6 +8,10 @@
 #
 # LOADER_WORKERS (8): loader processes feeding CUDA; BENCH=1 first times the loader with 0
 # and LOADER_WORKERS processes on the collected demos; CKPTS ("best last"): which to evaluate.
+# COLLECT and EVAL add key=value overrides / eval flags, e.g. sim-to-real on Lift:
+#     TASK=lift EPISODES=1000 COLLECT="randomization=configs/randomization/half.yaml" \
+#     TRAIN="augmentation=configs/augmentation/sim2real.yaml" \
+#     EVAL="--shift none,unseen-textures,lighting,camera,all" bash scripts/gpu_task.sh
 set -u
 task=${TASK:?TASK=lift|pick_place_can|square}
 episodes=${EPISODES:-200}
@@ -20,8 +24,9 @@ work=$(mktemp -d)
 mkdir -p "$out"
 start=$SECONDS
 echo "=== collect $episodes $task demos with $workers workers"
+# shellcheck disable=SC2086  # COLLECT, TRAIN and EVAL hold several words
 timeout "${COLLECT_S:-240}" python -m vismanip.cli collect --config "configs/collect/$task.yaml" \
-    episodes="$episodes" workers="$workers" --quiet --out "$work/demos.hdf5"
+    episodes="$episodes" workers="$workers" ${COLLECT:-} --quiet --out "$work/demos.hdf5"
 echo "=== collect: exit $? at $((SECONDS - start)) s"
 if [ "${BENCH:-0}" = 1 ]; then
     echo "=== loader bench: 0 vs $loader_workers loader workers"
@@ -31,7 +36,7 @@ if [ "${BENCH:-0}" = 1 ]; then
     echo "=== loader bench: exit $? at $((SECONDS - start)) s"
 fi
 echo "=== train $epochs epochs on $accelerator, $loader_workers loader workers: ${TRAIN:-}"
-# shellcheck disable=SC2086  # TRAIN holds several key=value overrides
+# shellcheck disable=SC2086  # as above
 timeout "${TRAIN_S:-300}" python -m vismanip.cli train --config "configs/bc/$task.yaml" \
     data="$work/demos.hdf5" trainer.accelerator="$accelerator" trainer.max_epochs="$epochs" \
     rollout.every_n_epochs="${ROLLOUT_EVERY:-10}" rollout.episodes="$workers" rollout.workers="$workers" \
@@ -41,8 +46,9 @@ cp "$work"/run/*.ckpt "$work"/run/config.yaml "$work"/run/logs/metrics.csv "$out
 for ckpt in ${CKPTS:-best last}; do
     [ -f "$work/run/$ckpt.ckpt" ] || continue
     echo "=== eval $ckpt.ckpt: ${EVAL_EPISODES:-50} episodes, $workers workers"
+    # shellcheck disable=SC2086  # as above
     timeout "${EVAL_S:-150}" python -m vismanip.cli eval "$work/run/$ckpt.ckpt" --task "$task" \
-        --episodes "${EVAL_EPISODES:-50}" --workers "$workers" --json > "$out/eval_$ckpt.json"
+        --episodes "${EVAL_EPISODES:-50}" --workers "$workers" ${EVAL:-} --json > "$out/eval_$ckpt.json"
     status=$?
     cat "$out/eval_$ckpt.json"
     echo "=== eval $ckpt: exit $status at $((SECONDS - start)) s"
