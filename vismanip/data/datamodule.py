@@ -135,6 +135,13 @@ class DemoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def start_in_worker(self, seed: int) -> None:
+        """In a fresh loader process: drop the HDF5 handle inherited from the parent (opened
+        again on the next lazy read) and draw augmentations from `seed`."""
+        self._file = None
+        if self.transform is not None and hasattr(self.transform, "reseed"):
+            self.transform.reseed(seed)
+
     def __getitem__(self, item: int) -> dict:
         """One sample, as a batch of one (the loader always fetches whole batches)."""
         return self.__getitems__([item])
@@ -286,9 +293,7 @@ def _start_loader_worker(worker_id: int) -> None:
     assert isinstance(dataset, DemoDataset | MultiFileDataset)
     parts = dataset.parts if isinstance(dataset, MultiFileDataset) else [dataset]
     for part in parts:
-        part._file = None
-        if part.transform is not None and hasattr(part.transform, "reseed"):
-            part.transform.reseed(info.seed % 2**31)
+        part.start_in_worker(info.seed % 2**31)
 
 
 class DemoDataModule(L.LightningDataModule):
