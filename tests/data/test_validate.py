@@ -74,6 +74,10 @@ CORRUPTIONS = {
         "data/demo_1/next_obs/agentview_image: per-step shape (40, 40, 3) uint8, "
         "expected (32, 32, 3) uint8 like data/demo_0",
     ),
+    "one demo's sim state wider, same model": (
+        lambda f: _replace(f, "data/demo_1/states", np.zeros((7, 26))),
+        "data/demo_1/states: per-step shape (26,) float64, expected (20,) float64 like data/demo_0",
+    ),
     "one demo lacks a low-dim key": (
         lambda f: [f.__delitem__(f"data/demo_2/{g}/robot0_eef_pos") for g in ("obs", "next_obs")],
         "data/demo_2/next_obs/robot0_eef_pos: missing (data/demo_0 has it)",
@@ -157,3 +161,21 @@ def test_cli_valid_dataset_exits_zero(tiny_dataset):
     path, _ = tiny_dataset
     result = _cli("data", "validate", str(path))
     assert result.returncode == 0, result.stderr
+
+
+def test_demos_of_another_model_may_have_another_sim_state_width(tiny_dataset):
+    """DAgger appends rounds rolled out in a wider scene (more objects) to the demos: each
+    state goes with its own demo's model_file, as in robomimic."""
+    path, _ = tiny_dataset
+    with h5py.File(path, "a") as file:
+        for name in ("demo_1", "demo_2"):
+            _replace(
+                file, f"data/{name}/states", np.zeros((file[f"data/{name}/actions"].shape[0], 26))
+            )
+            file[f"data/{name}"].attrs["model_file"] = "<mujoco model='wider'/>"
+    assert validate_dataset(path) == []
+    with h5py.File(path, "a") as file:
+        _replace(file, "data/demo_2/states", np.zeros((file["data/demo_2/actions"].shape[0], 30)))
+    assert validate_dataset(path) == [
+        "data/demo_2/states: per-step shape (30,) float64, expected (26,) float64 like data/demo_1"
+    ]

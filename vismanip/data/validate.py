@@ -3,7 +3,8 @@
 `validate_dataset` lists every problem it finds (one line each) rather than stopping at the
 first, so a user fixes a file in one pass. It reads every array once, so it also catches
 truncated chunks that opening the file does not, and it checks every demo against the
-first (the same observation keys, per-step shapes and dtypes, and sim-state width), because
+first (the same observation keys, per-step shapes and dtypes; the same sim-state width
+within one model), because
 training stacks demos and a 40x40 frame among 84x84 ones is a crash deep in a data loader.
 `require_valid_dataset` is the same check as one error line, run by `train`, `dagger` and
 `gail` before they start.
@@ -189,16 +190,16 @@ def _check_array(dataset: h5py.Dataset, where: str, steps: int, read: bool = Tru
     return []
 
 
-def signature(demo: h5py.Group) -> dict[str, tuple]:
-    """What every demo must share: each observation's per-step shape and dtype, and the
-    sim-state width (all demos come from one model)."""
+def signature(demo: h5py.Group, states: bool = True) -> dict[str, tuple]:
+    """What every demo must share: each observation's per-step shape and dtype, and (with
+    `states`) the sim-state width, which only demos of one model share."""
     layout: dict[str, tuple] = {}
     for group in ("obs", "next_obs"):
         if isinstance(demo.get(group), h5py.Group):
             for key, dataset in demo[group].items():
                 if isinstance(dataset, h5py.Dataset):
                     layout[f"{group}/{key}"] = (dataset.shape[1:], dataset.dtype)
-    if isinstance(demo.get("states"), h5py.Dataset):
+    if states and isinstance(demo.get("states"), h5py.Dataset):
         layout["states"] = (demo["states"].shape[1:], demo["states"].dtype)
     if isinstance(demo.get("actions"), h5py.Dataset):
         layout["actions"] = (demo["actions"].shape[1:], "numbers")  # any float width agrees
@@ -206,15 +207,29 @@ def signature(demo: h5py.Group) -> dict[str, tuple]:
 
 
 def _check_consistency(file: h5py.File, names: list[str]) -> list[str]:
-    """Every demo against the first that has observations: one line per differing demo."""
+    """Every demo against the first one of the same model (its `model_file`): one line per
+    differing demo.
+
+    Observations and actions must agree across all demos: training stacks them. The
+    sim-state width must agree only among demos of one model: a state restores with its own
+    demo's `model_file` (robomimic), and DAgger appends rounds rolled out in other scenes
+    (more objects, more distractors: a wider state) to the demos of one scene.
+    """
     demos = [name for name in names if isinstance(file["data"][name], h5py.Group)]
     if len(demos) < 2:
         return []
-    reference_name = demos[0]
-    reference = signature(file["data"][reference_name])
+    first_of_model: dict[str, str] = {}  # model_file -> the first demo with it
+    for name in demos:
+        first_of_model.setdefault(str(file["data"][name].attrs.get("model_file", "")), name)
     problems = []
     for name in demos[1:]:
-        found = signature(file["data"][name])
+        model = str(file["data"][name].attrs.get("model_file", ""))
+        reference_name = first_of_model[model]
+        same_model = reference_name != name
+        if not same_model:
+            reference_name = demos[0]
+        reference = signature(file["data"][reference_name], states=same_model)
+        found = signature(file["data"][name], states=same_model)
         for key in sorted(set(reference) | set(found)):
             where = f"data/{name}/{key}"
             if key not in found:
