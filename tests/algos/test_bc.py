@@ -194,3 +194,22 @@ def test_rollouts_can_run_in_randomized_scenes_but_never_held_out_ones(tiny_data
     config.rollout.randomization.textures = ["heldout"]
     with pytest.raises(VismanipError, match="held"):
         build(config)
+
+
+def test_a_task_given_keeps_the_demos_scene():
+    """DAgger retrains object-set demos with `task=lift` given: the checkpoint must keep the
+    demos' objects and clutter (or the generalization suite's seen split is plain Lift)."""
+    from dataclasses import asdict
+
+    from vismanip.algos.bc import env_config_for
+    from vismanip.envs.objects import object_set
+    from vismanip.envs.tasks import EnvConfig
+
+    demos = EnvConfig(task="lift", objects=object_set("train"), clutter=2, horizon=150)
+    env_args = {"env_name": "ObjectSetLift", "vismanip": {"env_config": asdict(demos)}}
+    for task in ("", "lift", "lift_perturbed"):
+        env = env_config_for(env_args, ["agentview"], 84, task)
+        assert (env.objects, env.clutter, env.horizon) == (object_set("train"), 2, 150)
+        assert env.task == (task or "lift")
+    other = env_config_for(env_args, ["agentview"], 84, "pick_place_can")
+    assert (other.task, other.objects, other.clutter) == ("pick_place_can", [], 0)

@@ -6,7 +6,7 @@ the simulator that pick the best checkpoint by success rate rather than by loss.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
@@ -34,7 +34,7 @@ from vismanip.data.datamodule import (
 from vismanip.data.merge import check_compatible
 from vismanip.data.validate import require_valid_dataset
 from vismanip.envs.actions import ACTION_DIM
-from vismanip.envs.tasks import TASKS, EnvConfig
+from vismanip.envs.tasks import TASKS, EnvConfig, task_spec
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.report import plot_learning_curve
@@ -249,10 +249,19 @@ class RolloutCallback(Callback):
 
 
 def env_config_for(env_args: dict, cameras: list[str], image_size: int, task: str) -> EnvConfig:
-    """The env a policy trained on this dataset is evaluated in (our file or robomimic's)."""
+    """The env a policy trained on this dataset is evaluated in (our file or robomimic's).
+
+    A `task` of the same robosuite env as the demos' (lift_perturbed for lift demos) keeps
+    the demos' scene (objects, clutter, rendering): DAgger retrains with its task given, and
+    its checkpoints must still call the demos' objects seen.
+    """
     stored = env_args.get("vismanip", {}).get("env_config")
-    if stored and not task:
-        return EnvConfig.from_dict(stored)
+    if stored:
+        demos_env = EnvConfig.from_dict(stored)
+        if not task:
+            return demos_env
+        if task_spec(task).env_name == task_spec(demos_env.task).env_name:
+            return replace(demos_env, task=task, cameras=cameras, image_size=image_size)
     if not task:
         by_env_name = {
             spec.env_name: name for name, spec in TASKS.items() if spec.perturbation is None
