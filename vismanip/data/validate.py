@@ -218,13 +218,13 @@ def _check_consistency(file: h5py.File, names: list[str]) -> list[str]:
     demos = [name for name in names if isinstance(file["data"][name], h5py.Group)]
     if len(demos) < 2:
         return []
+    model_of = {name: str(file["data"][name].attrs.get("model_file", "")) for name in demos}
     first_of_model: dict[str, str] = {}  # model_file -> the first demo with it
     for name in demos:
-        first_of_model.setdefault(str(file["data"][name].attrs.get("model_file", "")), name)
+        first_of_model.setdefault(model_of[name], name)
     problems = []
     for name in demos[1:]:
-        model = str(file["data"][name].attrs.get("model_file", ""))
-        reference_name = first_of_model[model]
+        reference_name = first_of_model[model_of[name]]
         same_model = reference_name != name
         if not same_model:
             reference_name = demos[0]
