@@ -5,8 +5,9 @@ the batch, albumentations per sample in the loader), and the `sim2real` preset o
 backend; with the uint8 cache on (every demo in memory) and off (every batch read from the
 HDF5 file); on each of `--devices` (the policy, the batch and kornia's augmentation on that
 device); with each count of `--loader-workers` (loader processes; 0: the training process
-gathers the batches). The last columns are the step time relative to no augmentation and, for a GPU, the
-speed relative to the CPU row of the same encoder, cache and augmentation.
+gathers the batches). The last columns are the step time relative to no augmentation (when
+`--augmentations` includes none) and, for a GPU, the speed relative to the CPU row of the
+same encoder, cache, augmentation and loader processes.
 
     python scripts/bench_train.py --data data/lift.hdf5 --batches 30
     python scripts/bench_train.py --data data/lift.hdf5 --devices cpu,cuda --caches on
@@ -158,14 +159,15 @@ def main() -> None:
                 device,
                 workers,
             )
-            baseline = baseline or rate
+            if label == "none":
+                baseline = rate
             key = (encoder, cache, label, workers)
             if device == "cpu":
                 cpu_rates[key] = rate
             versus = f"{rate / cpu_rates[key]:.1f}x" if key in cpu_rates else "-"
             print(
                 f"| {device} | {workers} | {encoder} | {cache} | {label} | {rate:.0f} "
-                f"| {baseline / rate:.2f} | {versus} |",
+                f"| {f'{baseline / rate:.2f}' if baseline else '-'} | {versus} |",
                 flush=True,
             )
 
