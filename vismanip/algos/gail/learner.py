@@ -79,8 +79,8 @@ class FrameDiscriminator(nn.Module):
     """D(frames, second) for `disc.input=image`: a small strided CNN over D's stacked
     camera frames (float in [0, 1]), its output beside the second input (the absorbing
     indicator, plus the action with D(s, a)), then an MLP and (unless D's loss reads
-    logits, `disc.logits`) a sigmoid. Ours: a 3-layer
-    CNN of the size DrQ's encoder uses; no library ships a discriminator for this pair."""
+    logits, `disc.logits`) a sigmoid. Ours: a 3-layer CNN of the size DrQ's encoder uses;
+    no library ships a discriminator for this pair."""
 
     def __init__(
         self, channels: int, size: int, second: int, hidden: list[int], probability: bool
