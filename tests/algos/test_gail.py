@@ -25,7 +25,7 @@ from vismanip.algos.gail.transitions import transitions_td
 from vismanip.envs.tasks import EnvConfig
 from vismanip.errors import VismanipError
 from vismanip.policies import ImagePolicy, ImagePolicyConfig
-from vismanip.policies.checkpoint import save_policy
+from vismanip.policies.checkpoint import load_policy, save_policy
 
 OBS_DIM, FEATURE_DIM = 4, 8
 
@@ -319,6 +319,26 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     iterations = json.loads((frames_run / "gail.json").read_text())["iterations"]
     assert "disc_accuracy_expert" in iterations[-1]
 
+    # The whole policy from frames (`learner.end_to_end`): the replay keeps the policy's
+    # own inputs, and the camera encoder moves off BC's.
+    e2e_run = tmp_path / "gail_e2e"
+    run_cli(
+        "gail", "--config", "configs/gail/lift_iql.yaml", f"init={bc / 'last.ckpt'}",
+        f"output_dir={e2e_run}", "task=lift_perturbed", "env_steps=300",
+        "episodes_per_iteration=2", "workers=2", "eval_every=300", "eval_episodes=1",
+        "learner.warmup_steps=50", "learner.actor_start_steps=0", "learner.batch_size=32",
+        "learner.end_to_end.steps=2", "learner.end_to_end.batch_size=8",
+    )  # fmt: skip
+    shard = torch.load(e2e_run / "replay" / "iter_000000.pt", weights_only=True)
+    assert shard["policy_obs"]["agentview_image"].dtype == torch.uint8
+    trained, initial = (
+        load_policy(path).weights.build().encoders[0].trunk[0].weight
+        for path in (e2e_run / "last.ckpt", bc / "last.ckpt")
+    )
+    assert not torch.equal(trained, initial)
+    iterations = json.loads((e2e_run / "gail.json").read_text())["iterations"]
+    assert "bc_loss" in iterations[-1] and "critic_loss" in iterations[-1]
+
 
 def test_ppo_learner_trains_on_whole_episodes():
     from vismanip.algos.gail.learner import PpoGailLearner
@@ -354,8 +374,14 @@ def test_ppo_learner_trains_on_whole_episodes():
     original = learner._update_discriminator
     learner._update_discriminator = lambda *rows: steps.append(1) or original(*rows)
     learner.config.learner.ppo.disc_epochs = 3
-    learner.update_on(episodes)
+    full = learner.update_on(episodes)
     assert len(steps) == 3 * 4  # 3 passes over 100 steps in minibatches of 32
+    assert full["ppo_minibatches_run"] == 1.0
+    # a KL target stops the iteration's epochs once the policy moved past 1.5 x it
+    learner.config.learner.ppo.target_kl = 1e-6
+    stopped = learner.update_on(episodes)
+    assert 0 < stopped["ppo_minibatches_run"] < 1.0
+    assert stopped["ppo_kl"] <= 1.5e-6  # no step was taken past the target
 
 
 def test_ppo_objective_stays_bounded_when_the_policy_sharpens():
@@ -838,3 +864,74 @@ def test_iql_actor_moves_towards_the_executed_actions_that_paid():
         learner.state_dict().keys()
         == IqlGailLearner(tiny_policy(), OBS_DIM, replay.clone(), config).state_dict().keys()
     )
+
+
+def test_end_to_end_steps_train_the_encoder_towards_the_actions_that_paid():
+    """`learner.end_to_end`: the critic's updates leave the policy alone, and the full-network
+    steps move every layer, camera encoder included, towards the replay's actions that
+    earned the reward (+0.5 on dimension 0; -0.5 earned nothing), reading the images."""
+    from vismanip.algos.gail.learner import IqlGailLearner
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    config = GailConfig()
+    config.learner.type, config.reward_source = "iql", "success"
+    config.disc.input = "state"
+    config.learner.batch_size, config.learner.bc_weight = 32, 0.0
+    config.learner.critic_lr = 3e-3
+    config.learner.critic_hidden = config.learner.iql.value_hidden = [32]
+    config.learner.end_to_end.steps, config.learner.end_to_end.lr = 1, 3e-3
+    config.learner.end_to_end.batch_size = 32
+    config.check()
+    steps = 200
+    pairs = np.arange(steps + 1) // 2  # each state twice: once with each action
+    policy_obs = {
+        "agentview_image": rng.integers(0, 255, (steps + 1, 32, 32, 3), dtype=np.uint8)[pairs],
+        "robot0_eef_pos": rng.normal(size=(steps + 1, 3)).astype(np.float32)[pairs],
+    }
+    actions = np.zeros((steps, 7), np.float32)
+    actions[:, 0] = np.where(np.arange(steps) % 2 == 0, 0.5, -0.5)
+    replay = transitions_td(
+        rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32),
+        rng.normal(size=(steps + 1, OBS_DIM)).astype(np.float32)[pairs],
+        actions,
+        np.zeros(steps, bool),
+        (actions[:, 0] > 0).astype(np.float32),
+        policy_obs=policy_obs,
+    )
+    assert replay["policy_obs", "agentview_image"].dtype == torch.uint8
+    policy = tiny_policy()
+    learner = IqlGailLearner(policy, OBS_DIM, replay.clone(), config)
+    learner.add(replay)
+    inputs = {key: torch.as_tensor(value[:-1]) for key, value in policy_obs.items()}
+
+    def mean_action() -> float:
+        with torch.no_grad():
+            return float(policy.predict(inputs)[:, 0].mean())
+
+    before = {name: value.clone() for name, value in policy.state_dict().items()}
+    for _ in range(150):
+        learner.update()  # the critic and V only
+    assert all(torch.equal(before[name], value) for name, value in policy.state_dict().items())
+    start = mean_action()
+    encoder = policy.encoders[0].trunk[0].weight.detach().clone()
+    for _ in range(100):
+        learner.update()
+        stats = learner.update_end_to_end()
+    assert not torch.equal(encoder, policy.encoders[0].trunk[0].weight)
+    assert mean_action() > start + 0.1
+    assert 0.0 < stats["advantage_weight_ess"] < 0.9 and stats["bc_loss"] >= 0.0
+
+
+def test_end_to_end_needs_iql_on_the_state():
+    for key, value in [("learner.type", "sac"), ("disc.input", "features")]:
+        config = GailConfig()
+        config.learner.type, config.learner.end_to_end.steps = "iql", 4
+        section, name = key.split(".")
+        setattr(getattr(config, section), name, value)
+        with pytest.raises(VismanipError, match="end_to_end.steps > 0 needs learner.type=iql"):
+            config.check()
+    config = GailConfig()
+    config.learner.end_to_end.batch_size = 1
+    with pytest.raises(VismanipError, match="learner.end_to_end needs"):
+        config.check()

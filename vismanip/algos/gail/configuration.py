@@ -92,6 +92,10 @@ class PpoConfig:
     disc_epochs: passes of D steps over each iteration's episodes (minibatches of
         `minibatch_size`). With one pass D took ~4 steps per 800 env steps, 50x fewer than
         the off-policy learners' D, and never separated expert from policy (the PPO rows).
+    target_kl: stop an iteration's PPO epochs at the first minibatch whose approximate
+        KL to the policy that acted exceeds 1.5 x this, before its step (SB3's
+        `target_kl` rule); 0: off. PPO3 ran all 4 epochs at a mean KL of 25 nats a sample,
+        far outside the trust region the clip assumes.
     """
 
     epochs: int = 4
@@ -103,6 +107,7 @@ class PpoConfig:
     max_ratio: float = 10.0
     max_grad_norm: float = 0.5
     disc_epochs: int = 10
+    target_kl: float = 0.0
 
 
 @dataclass
@@ -120,6 +125,35 @@ class IqlConfig:
     temperature: float = 3.0
     expectile: float = 0.7
     value_hidden: list[int] = field(default_factory=lambda: [256, 256])
+
+
+@dataclass
+class EndToEndConfig:
+    """`learner.end_to_end`: train the whole policy, camera encoders included, from the
+    frames (with `learner.type=iql` and `disc.input=state`). Off by default: the actor's
+    MLP and head learn on the frozen encoder's features, which is cheap (no image is
+    touched in an update).
+
+    Why: DAgger's gains in experiments 1 and 2 (83% on `lift_perturbed`, 78% on novel
+    objects) came from retraining every layer on the states the learner visits, while
+    GAIL's best runs, with the encoder frozen, gained 18 points. With `steps` > 0 the replay
+    also keeps the policy's own inputs of each step (the camera images at the policy's
+    size and the proprio: 2 cameras at 84 px are 42 kB a step, 3.4 GB per 80k steps, in
+    memory and in the run folder's shards) and the actor learns only here: each iteration,
+    after the critic's and D's updates, `steps` steps of IQL's advantage-weighted
+    regression through the whole network on `batch_size` replay rows plus as many demo
+    rows, with the BC term on those demo rows, the images augmented as the BC checkpoint
+    was trained (its `augmentation`). One step at batch 64 + 64 costs ~0.5 s on one core
+    here, so 20 steps add ~10 s per iteration (~800 env steps).
+
+    steps: full-network steps per iteration (0: encoders frozen).
+    batch_size: replay rows per step (as many demo rows join them).
+    lr: Adam rate for every layer of the policy in these steps.
+    """
+
+    steps: int = 0
+    batch_size: int = 64
+    lr: float = 3e-4
 
 
 @dataclass
@@ -196,6 +230,7 @@ class LearnerConfig:
         (run R closed on nothing and drove away). 0: off.
     gripper_flip_steps: how long one reversal lasts (the finger target moves 0.2 of its
         range per step: 10 steps from closed to open).
+    end_to_end: the whole policy, encoders included, trained from frames (`EndToEndConfig`).
     threads: torch threads for the updates. 1 by default: the rollout workers share the
         cores, and oversubscribed threads ran an update 7x slower here (914 vs 125 ms,
         2 threads vs 1, on a loaded 2-core machine).
@@ -229,6 +264,7 @@ class LearnerConfig:
     threads: int = 1
     ppo: PpoConfig = field(default_factory=PpoConfig)
     iql: IqlConfig = field(default_factory=IqlConfig)
+    end_to_end: EndToEndConfig = field(default_factory=EndToEndConfig)
 
 
 @dataclass
@@ -408,11 +444,29 @@ class GailConfig:
             raise VismanipError(
                 f"learner.batch_size must be at least 2, not {self.learner.batch_size}"
             )
+        if self.learner.ppo.target_kl < 0:
+            raise VismanipError(
+                f"learner.ppo.target_kl must be 0 (off) or positive, not {self.learner.ppo.target_kl}"
+            )
         for key in ("max_ratio", "max_grad_norm", "disc_epochs"):
             if getattr(self.learner.ppo, key) <= 0:
                 raise VismanipError(
                     f"learner.ppo.{key} must be positive, not {getattr(self.learner.ppo, key)}"
                 )
+        end_to_end = self.learner.end_to_end
+        if end_to_end.steps < 0 or end_to_end.batch_size < 2 or end_to_end.lr <= 0:
+            raise VismanipError(
+                "learner.end_to_end needs steps >= 0, batch_size >= 2 and lr > 0, not "
+                f"{end_to_end.steps}, {end_to_end.batch_size} and {end_to_end.lr}"
+            )
+        if end_to_end.steps and (self.learner.type != "iql" or self.disc.input != "state"):
+            # SAC's and PPO's actors read the cached features, and with disc.input
+            # features or image the critic reads them too: its input would move under it
+            # as the encoder trains.
+            raise VismanipError(
+                "learner.end_to_end.steps > 0 needs learner.type=iql and disc.input=state, "
+                f"not {self.learner.type} and {self.disc.input}"
+            )
         if not 0 < self.learner.init_std <= 2.7:
             raise VismanipError(
                 f"learner.init_std must be in (0, 2.7], not {self.learner.init_std}"

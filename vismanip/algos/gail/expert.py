@@ -55,10 +55,16 @@ def check_demos(path: str, policy: ImagePolicy, task: str, disc_input: str) -> N
 
 @torch.no_grad()
 def expert_transitions(
-    path: str, policy: ImagePolicy, task: str, disc_input: str, frame_size: int = 0
+    path: str,
+    policy: ImagePolicy,
+    task: str,
+    disc_input: str,
+    frame_size: int = 0,
+    policy_inputs: bool = False,
 ) -> TensorDict:
     """Every demo of `path` as transitions (features, observation, action, next ...; with
-    `frame_size`, D's frames at that size); `check_demos` first."""
+    `frame_size`, D's frames at that size; with `policy_inputs`, the policy's own inputs
+    for `learner.end_to_end`); `check_demos` first."""
     object_key = task_spec(task).object_key
     keys = [*policy.image_keys, *policy.lowdim_keys]
     needed_state = state_keys(object_key) if disc_input == "state" else []
@@ -107,6 +113,14 @@ def expert_transitions(
                     disc_frames([final[key] for key in policy.image_keys], frame_size),
                 ]
             ).numpy()
+        policy_obs = None
+        if policy_inputs:
+            policy_obs = {  # (as the rollouts send them: uint8 images, float32 proprio)
+                key: torch.cat([batch["obs"][key], final[key].to(batch["obs"][key].dtype)])
+                .to(torch.uint8 if key in policy.image_keys else torch.float32)
+                .numpy()
+                for key in keys
+            }
         if disc_input == "state":
             observations = np.concatenate(
                 [
@@ -126,6 +140,7 @@ def expert_transitions(
                 success_step,
                 np.asarray(rewards[i], dtype=np.float32),
                 frames,
+                policy_obs,
             )
         )
     return torch.cat(episodes)

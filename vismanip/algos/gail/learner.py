@@ -5,8 +5,9 @@ discriminator's binary cross-entropy with the gradient penalty on expert/policy
 interpolates), `SACLoss` (twin-Q soft actor-critic with a learned temperature), `IQLLoss`
 (implicit Q-learning's expectile value, its Q and advantage-weighted actor), `SoftUpdate`
 (target networks) and `ReplayBuffer`. Ours, because no library has them in this shape:
-the actor that wraps the BC policy's trunk and head (its encoder frozen), DAC's absorbing
-states, the reward from D, and the BC term that keeps the actor near the demos (ROT).
+the actor that wraps the BC policy's trunk and head (its encoder frozen, or with
+`learner.end_to_end` trained from frames), DAC's absorbing states, the reward from D, and
+the BC term that keeps the actor near the demos (ROT).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
 from vismanip.policies import ImagePolicy
+from vismanip.policies.modeling_image_policy import ImageTransform
 from vismanip.sim2real.augmentation import AugmentationConfig, kornia_pipeline
 
 # torchrl imports mujoco, and mujoco binds its GL backend when first imported: choose one
@@ -154,14 +157,18 @@ class AdversarialLearner(nn.Module):
         expert: TensorDict,
         config: GailConfig,
         steered: list[int] | None = None,
+        image_transform: ImageTransform | None = None,
     ) -> None:
         """`steered`: the action dimensions the RL term may change (default: the explored
-        `learner.noise_dims`)."""
+        `learner.noise_dims`). `image_transform`: the augmentation of the policy's images
+        in steps that read them (`learner.end_to_end`)."""
         super().__init__()
         self.config = config
         self.policy = policy
+        self.image_transform = image_transform
         for parameter in [*policy.encoders.parameters()]:
-            parameter.requires_grad_(False)  # the encoder stays as BC trained it
+            # the encoder stays as BC trained it, unless the whole policy learns from frames
+            parameter.requires_grad_(config.learner.end_to_end.steps > 0)
         # What the critics read: the observation plus the absorbing indicator. D reads all of
         # it, or with `disc.relative` only what does not place the gripper in the world.
         self.input_dim = observation_dim + 1
@@ -383,8 +390,9 @@ class GailLearner(AdversarialLearner):
         expert: TensorDict,
         config: GailConfig,
         steered: list[int] | None = None,
+        image_transform: ImageTransform | None = None,
     ) -> None:
-        super().__init__(policy, observation_dim, expert, config, steered)
+        super().__init__(policy, observation_dim, expert, config, steered, image_transform)
         learner = config.learner
         self._build_losses(config)
         self.actor_optim = torch.optim.Adam(self.actor_parameters, lr=learner.actor_lr)
@@ -558,6 +566,9 @@ class IqlGailLearner(GailLearner):
             ],
             lr=config.learner.critic_lr,
         )
+        end_to_end = config.learner.end_to_end
+        if end_to_end.steps:  # every layer of the policy, camera encoders included
+            self.end_to_end_optim = torch.optim.Adam(self.policy.parameters(), lr=end_to_end.lr)
 
     def _q_loss(self) -> SACLoss | IQLLoss:
         return self.iql_loss
@@ -585,6 +596,13 @@ class IqlGailLearner(GailLearner):
         critic_loss = (
             self.iql_loss.qvalue_loss(batch)[0].mean() + self.iql_loss.value_loss(batch)[0].mean()
         )
+        if self.config.learner.end_to_end.steps:  # the actor learns in `update_end_to_end`
+            self._step(critic_loss, False, [])
+            stats.update(
+                critic_loss=float(critic_loss.detach()),
+                reward=float(batch["next", "reward"].mean()),
+            )
+            return stats
         weights = self.advantage_weights(batch)
         own_weights = weights[:own]
         predicted = torch.tanh(self.head(batch["features"])[0])
@@ -609,6 +627,49 @@ class IqlGailLearner(GailLearner):
         )
         return stats
 
+    def update_end_to_end(self) -> dict[str, float]:
+        """One step of the whole policy, camera encoders included (`learner.end_to_end`):
+        the advantage-weighted regression of `update` through the encoders, on
+        `end_to_end.batch_size` replay states and as many demo states, plus the BC term on
+        the demo states; the images augmented as the BC checkpoint was trained.
+
+        Ours: IQL's actor objective (as in `update`) on a batch that runs the encoders;
+        absorbing states are left out (the policy never sees one).
+        """
+        rows = self.config.learner.end_to_end.batch_size
+        replay = self.replay.sample(rows)
+        expert = self.expert[torch.randint(len(self.expert), (rows,))]
+        replay, expert = (part[part["observation"][:, -1] == 0] for part in (replay, expert))
+        keys = ("observation", "action", "policy_obs")
+        batch = cast(TensorDict, torch.cat([replay.select(*keys), expert.select(*keys)]))
+        weights = self.advantage_weights(batch)
+        images = batch["policy_obs"]
+        mean = self.policy.action_mean(
+            self.policy.encode({key: images[key] for key in images.keys()}, self.image_transform)
+        )
+        # as in `update`: the RL term steers only the explored dimensions
+        steered = torch.tanh(torch.where(self.head.steered, mean, mean.detach()))
+        errors = ((steered - batch["action"]) ** 2).mean(-1)
+        rl_loss = (weights * errors).sum() / weights.sum()
+        demos, predicted = expert, torch.tanh(mean[len(replay) :])
+        bc_errors = ((predicted - demos["action"]) ** 2).mean(-1)
+        keep = self._bc_filter(demos, predicted.detach())
+        bc_loss = bc_errors.mean() if keep is None else (bc_errors * keep).sum() / len(bc_errors)
+        learner = self.config.learner
+        loss = learner.rl_weight * rl_loss + learner.bc_weight * bc_loss
+        self.end_to_end_optim.zero_grad()
+        loss.backward()
+        stop_if_not_finite(loss, [self.end_to_end_optim], "end-to-end actor", self.updates)
+        self.end_to_end_optim.step()
+        own_weights = weights[: len(replay)]
+        return {
+            "actor_loss": float(rl_loss.detach()),
+            "bc_loss": float(bc_loss.detach()),
+            "advantage_weight_ess": float(
+                own_weights.sum() ** 2 / (own_weights**2).sum() / len(own_weights)
+            ),
+        }
+
 
 class PpoGailLearner(AdversarialLearner):
     """The original GAIL: discriminator + PPO (clipped ratio, GAE) + BC term, on-policy.
@@ -624,8 +685,9 @@ class PpoGailLearner(AdversarialLearner):
         expert: TensorDict,
         config: GailConfig,
         steered: list[int] | None = None,
+        image_transform: ImageTransform | None = None,
     ) -> None:
-        super().__init__(policy, observation_dim, expert, config, steered)
+        super().__init__(policy, observation_dim, expert, config, steered, image_transform)
         ppo, learner = config.learner.ppo, config.learner
         value = ValueOperator(mlp([self.input_dim, *ppo.value_hidden, 1]), in_keys=["observation"])
         self.ppo_loss = ClipPPOLoss(
@@ -669,10 +731,18 @@ class PpoGailLearner(AdversarialLearner):
                     expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
                     keep(self._update_discriminator(expert, batch[rows]))
         self.prepare(batch)
+        planned, run, stopped = ppo.epochs * math.ceil(len(batch) / size), 0, False
         for _ in range(ppo.epochs):
+            if stopped:
+                break
             for rows in torch.randperm(len(batch)).split(size):
                 minibatch = batch[rows]
                 losses = self.ppo_loss(minibatch)
+                # SB3's rule: this iteration has moved the policy far enough
+                stopped = bool(ppo.target_kl) and float(losses["kl_approx"]) > 1.5 * ppo.target_kl
+                if stopped:
+                    break
+                run += 1
                 expert = self.expert[torch.randint(len(self.expert), (len(rows),))]
                 bc_loss, _ = self._bc_loss(expert)
                 actor_loss = losses["loss_objective"] + losses.get("loss_entropy", 0.0)
@@ -706,5 +776,6 @@ class PpoGailLearner(AdversarialLearner):
         stats.update(
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
+            ppo_minibatches_run=run / planned,  # < 1: stopped at `ppo.target_kl`
         )
         return stats

@@ -4,7 +4,8 @@ Workers act with the current weights of the policy plus Gaussian exploration noi
 its tanh (the deterministic action, `tanh(mean)`, is what eval and export use) and send
 back, per step, what the learner trains on: the frozen encoder's output (the actor's input,
 so the learner never re-encodes images), the privileged low-dim state (critic and
-discriminator; with `disc.input=image` also D's small frames), the action (the policy's,
+discriminator; with `disc.input=image` also D's small frames; with `learner.end_to_end`
+the policy's own inputs), the action (the policy's,
 that plus the task's noise, or all the simulator executed: see
 `GailConfig.record_action`) and whether the episode ended in success.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,6 +63,14 @@ def state_keys(object_key: str) -> list[str]:
     return [f"{object_key}_pos", f"{object_key}_quat", *STATE_KEYS]
 
 
+def _policy_obs(policy: ImagePolicy, obs: dict) -> dict[str, np.ndarray]:
+    """What the policy reads of one observation: its cameras' images and its proprio."""
+    return {
+        key: np.asarray(obs[key], dtype=np.uint8 if key in policy.image_keys else np.float32)
+        for key in (*policy.image_keys, *policy.lowdim_keys)
+    }
+
+
 @torch.no_grad()
 def encode_obs(policy: ImagePolicy, obs: dict) -> torch.Tensor:
     """The frozen encoder's output for one observation, (1, F)."""
@@ -104,6 +114,8 @@ class Transitions:
     seed: int
     success: bool
     frames: np.ndarray | None = None  # (T + 1, C, S, S) uint8: D's frames (`disc.input=image`)
+    # {key: (T + 1, ...)}: the policy's camera images and proprio (`learner.end_to_end`)
+    policy_obs: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -132,6 +144,7 @@ class GailEpisode:
     gripper_flip_steps: int = 10
     noise_hold_steps: int = 1
     frame_size: int = 0  # > 0: also send D's frames at this size (`disc.input=image`)
+    policy_inputs: bool = False  # also send the policy's own inputs (`learner.end_to_end`)
 
     def __call__(self, worker: RolloutWorker) -> Transitions:
         policy: ImagePolicy = worker.policy
@@ -161,9 +174,14 @@ class GailEpisode:
             if flip_steps_left > 0:  # the opposite of what the policy commands, fully
                 action[GRIPPER_DIM] = GRIPPER_OPEN if mean[GRIPPER_DIM] > 0 else GRIPPER_CLOSE
                 flip_steps_left -= 1
-            extras = {"features": encoding[0].numpy(), "state": privileged_state(obs, object_key)}
+            extras: dict[str, Any] = {
+                "features": encoding[0].numpy(),
+                "state": privileged_state(obs, object_key),
+            }
             if self.frame_size:
                 extras["frames"] = self._frames(policy, obs)
+            if self.policy_inputs:
+                extras["policy_obs"] = _policy_obs(policy, obs)
             return ActionWithExtras(action, extras)
 
         policy.reset()
@@ -179,6 +197,10 @@ class GailEpisode:
         frames = None
         if self.frame_size:
             frames = np.stack([*episode.extras["frames"], self._frames(policy, episode.last_obs)])
+        policy_obs = None
+        if self.policy_inputs:
+            steps = [*episode.extras["policy_obs"], _policy_obs(policy, episode.last_obs)]
+            policy_obs = {key: np.stack([step[key] for step in steps]) for key in steps[0]}
         success_step = np.zeros(len(episode), dtype=bool)
         success_step[-1] = episode.success
         return Transitions(
@@ -190,6 +212,7 @@ class GailEpisode:
             self.seed,
             episode.success,
             frames,
+            policy_obs,
         )
 
     def _frames(self, policy: ImagePolicy, obs: dict) -> np.ndarray:

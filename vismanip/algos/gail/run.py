@@ -38,7 +38,7 @@ from vismanip.algos.gail.expert import check_demos, expert_transitions
 from vismanip.algos.gail.rollouts import STATE_DIM, GailEpisode, Transitions
 from vismanip.algos.gail.transitions import episode_td, transitions_td
 from vismanip.algos.lightning_helpers import write_metrics
-from vismanip.config import run_metadata
+from vismanip.config import config_from_dict, run_metadata
 from vismanip.envs.actions import ACTION_DIM, ROTATION_DIMS
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.envs.tasks import task_spec
@@ -51,6 +51,7 @@ from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_atomic
 from vismanip.progress import progress_bar
 from vismanip.rollout.episode import episode_seed
 from vismanip.rollout.runner import EpisodeRunner, Scene
+from vismanip.sim2real.augmentation import AugmentationConfig, KorniaAugment
 
 if TYPE_CHECKING:
     from vismanip.algos.gail.learner import AdversarialLearner as Learner
@@ -111,14 +112,26 @@ class GailRun:
         from vismanip.algos.gail.learner import GailLearner, IqlGailLearner, PpoGailLearner
 
         expert = expert_transitions(
-            self.demos, self.policy, self.env_config.task, config.disc.input, self.frame_size
+            self.demos,
+            self.policy,
+            self.env_config.task,
+            config.disc.input,
+            self.frame_size,
+            policy_inputs=self.end_to_end,
         )
         observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
         kind = {"sac": GailLearner, "iql": IqlGailLearner, "ppo": PpoGailLearner}[
             config.learner.type
         ]
         perturbed = task_spec(self.env_config.task).perturbation is not None
-        learner = kind(self.policy, observation_dim, expert, config, config.steered_dims(perturbed))
+        learner = kind(
+            self.policy,
+            observation_dim,
+            expert,
+            config,
+            config.steered_dims(perturbed),
+            self._image_augmentation(),
+        )
         progress = self._restore(learner) if resume else _Progress()
         # Lightning's TensorBoard logger, not its Trainer: the loop alternates simulator
         # batches and gradient steps on a replay buffer, which Trainer's epoch/dataloader
@@ -202,6 +215,21 @@ class GailRun:
         return self.config.disc.image_size if self.config.disc.input == "image" else 0
 
     @property
+    def end_to_end(self) -> bool:
+        """Whether the whole policy learns from frames (`learner.end_to_end`): then the
+        replay and the expert keep the policy's own inputs."""
+        return self.config.learner.end_to_end.steps > 0
+
+    def _image_augmentation(self) -> KorniaAugment:
+        """The BC checkpoint's own image augmentation (DrQ's shift by default), for the
+        steps that train the encoders on images (kornia, on the batch)."""
+        stored = self.init_train.get("augmentation")
+        augmentation = (
+            config_from_dict(AugmentationConfig, stored) if stored else AugmentationConfig()
+        )
+        return KorniaAugment(augmentation, self.policy.image_size, len(self.policy.image_keys))
+
+    @property
     def feature_dim(self) -> int:
         policy = self.policy
         return policy.config.feature_dim * len(policy.image_keys) + sum(policy.lowdim_dims.values())
@@ -239,6 +267,7 @@ class GailRun:
                 gripper_flip_steps=config.learner.gripper_flip_steps,
                 noise_hold_steps=config.learner.noise_hold_steps,
                 frame_size=self.frame_size,
+                policy_inputs=self.end_to_end,
             )
             for i, strength in enumerate(strengths)
         ]
@@ -258,7 +287,11 @@ class GailRun:
     ) -> dict:
         """SAC: the batch joins the replay buffer (and a shard on disk), then
         `updates_per_step` updates per new step. PPO: epochs over this batch alone."""
-        from vismanip.algos.gail.learner import GailLearner, PpoGailLearner  # (loaded by run())
+        from vismanip.algos.gail.learner import (  # (loaded by run())
+            GailLearner,
+            IqlGailLearner,
+            PpoGailLearner,
+        )
 
         learner_config = self.config.learner
         train_actor = env_steps >= learner_config.actor_start_steps
@@ -283,6 +316,7 @@ class GailRun:
                         e.success_step,
                         e.rewards,
                         e.frames,
+                        e.policy_obs,
                     )
                     for e in batch
                 ]
@@ -297,6 +331,11 @@ class GailRun:
         for _ in range(max(1, round(learner_config.updates_per_step * new_steps))):
             for key, value in learner.update(train_actor).items():
                 totals.setdefault(key, []).append(value)
+        if self.end_to_end and train_actor:
+            assert isinstance(learner, IqlGailLearner)  # (GailConfig.check)
+            for _ in range(learner_config.end_to_end.steps):
+                for key, value in learner.update_end_to_end().items():
+                    totals.setdefault(key, []).append(value)
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
     def _log(self, metrics: dict[str, float], env_steps: int) -> None:

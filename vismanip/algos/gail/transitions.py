@@ -25,11 +25,14 @@ def transitions_td(
     success_step: np.ndarray,
     rewards: np.ndarray,
     frames: np.ndarray | None = None,
+    policy_obs: dict[str, np.ndarray] | None = None,
 ) -> TensorDict:
     """One episode (T steps, T + 1 observations) as transitions, DAC-style: the step that
     reached the goal leads to the absorbing state, which then loops on itself. `frames`
     (T + 1, C, S, S) uint8: D's view of each observation (`disc.input=image`; the
-    absorbing state's is black, and D also reads the absorbing indicator)."""
+    absorbing state's is black, and D also reads the absorbing indicator). `policy_obs`:
+    the policy's own inputs, {key: (T + 1, ...)} (`learner.end_to_end`; all zeros in the
+    absorbing state, which the full-network steps skip)."""
     steps = len(actions)
     obs = absorbing(torch.as_tensor(observations))
     feats = torch.as_tensor(features)
@@ -48,6 +51,9 @@ def transitions_td(
     }
     if frames is not None:
         data["frames"] = torch.as_tensor(frames)[:-1]
+    if policy_obs is not None:
+        for key, value in policy_obs.items():
+            data["policy_obs", key] = torch.as_tensor(value)[:-1]
     td = TensorDict(data, [steps])
     if bool(ends.any()):  # absorbing -> absorbing, zero action, no task reward
         loop = {
@@ -60,6 +66,11 @@ def transitions_td(
         }
         if frames is not None:
             loop["frames"] = torch.zeros(1, *frames.shape[1:], dtype=torch.uint8)
+        if policy_obs is not None:
+            for key, value in policy_obs.items():
+                loop["policy_obs", key] = torch.zeros(1, *value.shape[1:]).to(
+                    torch.as_tensor(value)
+                )
         td = torch.cat([td, TensorDict(loop, [1])])
     # No transition is terminal: ends are absorbing states, timeouts bootstrap (DAC).
     td["next", "done"] = torch.zeros(len(td), 1, dtype=torch.bool)
