@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -304,15 +305,18 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     run_cli("export", str(run / "best.ckpt"), "--out", str(tmp_path / "gail.pt"), "--samples", "8")
     assert (tmp_path / "gail.pt").stat().st_size > 1000
 
+    def short_run(output: Path, preset: str, *overrides: str) -> None:
+        """300 env steps from the same BC policy, one evaluation episode."""
+        run_cli(
+            "gail", "--config", f"configs/gail/{preset}.yaml", f"init={bc / 'last.ckpt'}",
+            f"output_dir={output}", "task=lift_perturbed", "env_steps=300",
+            "episodes_per_iteration=2", "workers=2", "eval_every=300", "eval_episodes=1",
+            "learner.warmup_steps=50", "learner.batch_size=32", *overrides,
+        )  # fmt: skip
+
     # The same from D on camera frames (for demos without sim state): the replay keeps them.
     frames_run = tmp_path / "gail_frames"
-    run_cli(
-        "gail", "--config", "configs/gail/lift.yaml", f"init={bc / 'last.ckpt'}",
-        f"output_dir={frames_run}", "task=lift_perturbed", "env_steps=300",
-        "episodes_per_iteration=2", "workers=2", "eval_every=300", "eval_episodes=1",
-        "learner.warmup_steps=50", "learner.batch_size=32", "disc.input=image",
-        "disc.pairs=state", "disc.image_size=24",
-    )  # fmt: skip
+    short_run(frames_run, "lift", "disc.input=image", "disc.pairs=state", "disc.image_size=24")
     shard = torch.load(frames_run / "replay" / "iter_000000.pt", weights_only=True)
     assert shard["frames"].shape[1:] == (3, 24, 24)  # collect_lift's one camera, RGB
     assert shard["observation"].shape[1] > 19  # the critic reads the frozen features
@@ -322,12 +326,9 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     # The whole policy from frames (`learner.end_to_end`): the replay keeps the policy's
     # own inputs, and the camera encoder moves off BC's.
     e2e_run = tmp_path / "gail_e2e"
-    run_cli(
-        "gail", "--config", "configs/gail/lift_iql.yaml", f"init={bc / 'last.ckpt'}",
-        f"output_dir={e2e_run}", "task=lift_perturbed", "env_steps=300",
-        "episodes_per_iteration=2", "workers=2", "eval_every=300", "eval_episodes=1",
-        "learner.warmup_steps=50", "learner.actor_start_steps=0", "learner.batch_size=32",
-        "learner.end_to_end.steps=2", "learner.end_to_end.batch_size=8",
+    short_run(
+        e2e_run, "lift_iql", "learner.actor_start_steps=0", "learner.end_to_end.steps=2",
+        "learner.end_to_end.batch_size=8",
     )  # fmt: skip
     shard = torch.load(e2e_run / "replay" / "iter_000000.pt", weights_only=True)
     assert shard["policy_obs"]["agentview_image"].dtype == torch.uint8
