@@ -143,8 +143,9 @@ class EndToEndConfig:
     after the critic's and D's updates, `steps` steps of IQL's advantage-weighted
     regression through the whole network on `batch_size` replay rows plus as many demo
     rows, with the BC term on those demo rows, the images augmented as the BC checkpoint
-    was trained (its `augmentation`). One step at batch 64 + 64 costs ~0.5 s on one core
-    here, so 20 steps add ~10 s per iteration (~800 env steps).
+    was trained (its `augmentation`). One step at batch 64 + 64 costs ~0.7-1.5 s on one
+    core here beside the simulators, so 12 steps add ~10-20 s per iteration (~730 env
+    steps on `lift_perturbed`).
 
     steps: full-network steps per iteration (0: encoders frozen).
     batch_size: replay rows per step (as many demo rows join them).

@@ -651,9 +651,9 @@ class IqlGailLearner(GailLearner):
         steered = torch.tanh(torch.where(self.head.steered, mean, mean.detach()))
         errors = ((steered - batch["action"]) ** 2).mean(-1)
         rl_loss = (weights * errors).sum() / weights.sum()
-        demos, predicted = expert, torch.tanh(mean[len(replay) :])
-        bc_errors = ((predicted - demos["action"]) ** 2).mean(-1)
-        keep = self._bc_filter(demos, predicted.detach())
+        predicted = torch.tanh(mean[len(replay) :])  # on the demo states
+        bc_errors = ((predicted - expert["action"]) ** 2).mean(-1)
+        keep = self._bc_filter(expert, predicted.detach())
         bc_loss = bc_errors.mean() if keep is None else (bc_errors * keep).sum() / len(bc_errors)
         learner = self.config.learner
         loss = learner.rl_weight * rl_loss + learner.bc_weight * bc_loss

@@ -5,9 +5,9 @@ its tanh (the deterministic action, `tanh(mean)`, is what eval and export use) a
 back, per step, what the learner trains on: the frozen encoder's output (the actor's input,
 so the learner never re-encodes images), the privileged low-dim state (critic and
 discriminator; with `disc.input=image` also D's small frames; with `learner.end_to_end`
-the policy's own inputs), the action (the policy's,
-that plus the task's noise, or all the simulator executed: see
-`GailConfig.record_action`) and whether the episode ended in success.
+the policy's own inputs), the action (the policy's, that plus the task's noise, or all the
+simulator executed: see `GailConfig.record_action`) and whether the episode ended in
+success.
 """
 
 from __future__ import annotations
