@@ -130,7 +130,7 @@ class GailRun:
             expert,
             config,
             config.steered_dims(perturbed),
-            self._image_augmentation(),
+            self._image_augmentation() if self.end_to_end else None,
         )
         progress = self._restore(learner) if resume else _Progress()
         # Lightning's TensorBoard logger, not its Trainer: the loop alternates simulator

@@ -68,9 +68,7 @@ def transitions_td(
             loop["frames"] = torch.zeros(1, *frames.shape[1:], dtype=torch.uint8)
         if policy_obs is not None:
             for key, value in policy_obs.items():
-                loop["policy_obs", key] = torch.zeros(1, *value.shape[1:]).to(
-                    torch.as_tensor(value)
-                )
+                loop["policy_obs", key] = torch.as_tensor(np.zeros_like(value[:1]))
         td = torch.cat([td, TensorDict(loop, [1])])
     # No transition is terminal: ends are absorbing states, timeouts bootstrap (DAC).
     td["next", "done"] = torch.zeros(len(td), 1, dtype=torch.bool)
