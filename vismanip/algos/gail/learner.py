@@ -312,7 +312,11 @@ class AdversarialLearner(nn.Module):
         if self.config.learner.bc_weight == 0 or not bool(real.any()):
             return torch.zeros(()), {}
         demos = expert[real]
-        predicted = torch.tanh(self.policy.action_mean(demos["features"]))
+        return self._bc_term(demos, torch.tanh(self.policy.action_mean(demos["features"])))
+
+    def _bc_term(self, demos: TensorDict, predicted: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The BC term from `predicted`, the deterministic action on these real demo
+        states (from cached features, or through the encoders in `update_end_to_end`)."""
         errors = ((predicted - demos["action"]) ** 2).mean(-1)
         keep = self._bc_filter(demos, predicted.detach())
         if keep is None:
@@ -363,6 +367,13 @@ def stop_if_saturated(outputs: Tensor, update: int) -> None:
                 "last.ckpt keep the last whole iteration; disc.logits=true trains D on its "
                 "logit, which cannot saturate)"
             )
+
+
+def effective_sample_share(weights: Tensor) -> float:
+    """How many of these transitions a weighted regression really follows: Kish's effective
+    sample size as a fraction of the rows. Near 1 it is plain regression onto them, near 0
+    a few noisy critic values decide."""
+    return float(weights.sum() ** 2 / (weights**2).sum() / len(weights))
 
 
 def actor_term(loss_actor: Tensor, own: int) -> Tensor:
@@ -618,10 +629,7 @@ class IqlGailLearner(GailLearner):
             actor_loss=float(rl_loss.detach()),
             bc_loss=float(bc_loss.detach()),
             advantage_weight_max=float(own_weights.max()),
-            # How many of the policy's own transitions the regression really follows
-            # (Kish's effective sample size over the batch's own rows, as a fraction):
-            # near 1 it is BC on the replay, near 0 a few noisy critic values decide.
-            advantage_weight_ess=float(own_weights.sum() ** 2 / (own_weights**2).sum() / own),
+            advantage_weight_ess=effective_sample_share(own_weights),
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
         )
@@ -651,23 +659,18 @@ class IqlGailLearner(GailLearner):
         steered = torch.tanh(torch.where(self.head.steered, mean, mean.detach()))
         errors = ((steered - batch["action"]) ** 2).mean(-1)
         rl_loss = (weights * errors).sum() / weights.sum()
-        predicted = torch.tanh(mean[len(replay) :])  # on the demo states
-        bc_errors = ((predicted - expert["action"]) ** 2).mean(-1)
-        keep = self._bc_filter(expert, predicted.detach())
-        bc_loss = bc_errors.mean() if keep is None else (bc_errors * keep).sum() / len(bc_errors)
+        bc_loss, bc_stats = self._bc_term(expert, torch.tanh(mean[len(replay) :]))
         learner = self.config.learner
         loss = learner.rl_weight * rl_loss + learner.bc_weight * bc_loss
         self.end_to_end_optim.zero_grad()
         loss.backward()
         stop_if_not_finite(loss, [self.end_to_end_optim], "end-to-end actor", self.updates)
         self.end_to_end_optim.step()
-        own_weights = weights[: len(replay)]
         return {
+            **bc_stats,
             "actor_loss": float(rl_loss.detach()),
             "bc_loss": float(bc_loss.detach()),
-            "advantage_weight_ess": float(
-                own_weights.sum() ** 2 / (own_weights**2).sum() / len(own_weights)
-            ),
+            "advantage_weight_ess": effective_sample_share(weights[: len(replay)]),
         }
 
 
