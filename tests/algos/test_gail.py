@@ -542,6 +542,38 @@ def test_relative_d_ignores_where_the_gripper_is():
     assert not torch.allclose(learner.reward(moved), learner.reward(episode))
 
 
+def test_d_without_the_object_orientation_ignores_how_the_object_lies():
+    from vismanip.algos.gail.rollouts import OBJECT_QUAT_COLUMNS, STATE_DIM
+
+    torch.manual_seed(0)
+    config = GailConfig()
+    config.disc.pairs, config.disc.relative = "state_next", True
+    config.disc.object_orientation = False
+    config.learner.batch_size = 32
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(101, STATE_DIM)).astype(np.float32)
+    episode = transitions_td(
+        rng.normal(size=(101, FEATURE_DIM)).astype(np.float32),
+        states,
+        np.zeros((100, 7), np.float32),
+        np.zeros(100, bool),
+        np.zeros(100, np.float32),
+    )
+    learner = GailLearner(tiny_policy(), STATE_DIM, episode, config)
+    learner.add(episode.clone())
+    learner.update()
+    rolled = episode.clone()
+    for key in ("observation", ("next", "observation")):
+        rolled[key][:, list(OBJECT_QUAT_COLUMNS)] = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    torch.testing.assert_close(learner.reward(rolled), learner.reward(episode))
+    tilted = episode.clone()
+    tilted["observation"][:, 11] += 1.0  # the gripper's orientation still counts
+    assert not torch.allclose(learner.reward(tilted), learner.reward(episode))
+    config.disc.input, config.disc.relative = "features", False
+    with pytest.raises(VismanipError, match="disc.object_orientation=false needs disc.input"):
+        config.check()
+
+
 def test_the_actors_sac_term_is_scaled_on_the_policys_own_rows():
     from vismanip.algos.gail.learner import actor_term
 

@@ -50,6 +50,11 @@ class DiscriminatorConfig:
     relative: with input "state", D reads the object's height, the object relative to the
         gripper, the fingers and the orientations, not the gripper's place in the world:
         a D that sees absolute heights rewards climbing without the cube (run D).
+    object_orientation: with input "state", whether D reads the object's orientation.
+        Off for demos of upright objects used among objects that lie or roll (experiment
+        2: every demo state has the object within 1.2 degrees of upright, while 10% of
+        GAIL's replay among all objects has it lying, 90 degrees or more, where no action
+        earns a reward: a ball has no upright). The critic still reads it.
     image_size, image_shift: with input "image", the frames' size for D (the replay keeps
         them as uint8 at this size: 2 cameras at 42 px are 10.6 kB a step, 2.1 GB per
         200k steps) and the random shift (DrQ's augmentation, Kostrikov et al. 2020) that
@@ -70,6 +75,7 @@ class DiscriminatorConfig:
     updates_every: int = 1
     batch_size: int = 0
     relative: bool = False
+    object_orientation: bool = True
     image_size: int = 42
     image_shift: int = 2
     logits: bool = False
@@ -383,6 +389,8 @@ class GailConfig:
             )
         if self.disc.relative and self.disc.input != "state":
             raise VismanipError("disc.relative=true needs disc.input=state")
+        if not self.disc.object_orientation and self.disc.input != "state":
+            raise VismanipError("disc.object_orientation=false needs disc.input=state")
         if self.learner.bc_q_filter and self.learner.type == "ppo":
             raise VismanipError(
                 "learner.bc_q_filter needs a critic of actions: learner.type=sac or iql"

@@ -24,7 +24,7 @@ from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
 
 from vismanip.algos.gail.configuration import GailConfig
-from vismanip.algos.gail.rollouts import RELATIVE_STATE_COLUMNS
+from vismanip.algos.gail.rollouts import OBJECT_QUAT_COLUMNS, RELATIVE_STATE_COLUMNS
 from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
@@ -170,13 +170,17 @@ class AdversarialLearner(nn.Module):
             # the encoder stays as BC trained it, unless the whole policy learns from frames
             parameter.requires_grad_(config.learner.end_to_end.steps > 0)
         # What the critics read: the observation plus the absorbing indicator. D reads all of
-        # it, or with `disc.relative` only what does not place the gripper in the world.
+        # it, or with `disc.relative` only what does not place the gripper in the world, and
+        # without `disc.object_orientation` not the object's orientation.
         self.input_dim = observation_dim + 1
-        self.d_columns = (
-            torch.as_tensor([*RELATIVE_STATE_COLUMNS, observation_dim])
+        d_columns = (
+            [*RELATIVE_STATE_COLUMNS, observation_dim]
             if config.disc.relative
-            else torch.arange(self.input_dim)
+            else list(range(self.input_dim))
         )
+        if not config.disc.object_orientation:
+            d_columns = [column for column in d_columns if column not in OBJECT_QUAT_COLUMNS]
+        self.d_columns = torch.as_tensor(d_columns)
         d_dim = len(self.d_columns)
         second = {"state_action": ACTION_DIM, "state_next": d_dim, "state": 0}[config.disc.pairs]
         self.discriminator: nn.Module

@@ -30,6 +30,7 @@ STATE_DIM = 19  # see privileged_state
 # and both orientations; not where the gripper is in the world (`disc.relative`).
 RELATIVE_STATE_COLUMNS = (5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 GRIPPER_QUAT_COLUMNS = slice(11, 15)  # of privileged_state: robosuite's (x, y, z, w), w >= 0
+OBJECT_QUAT_COLUMNS = (15, 16, 17, 18)  # of privileged_state: the object's, likewise
 STATE_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")  # + the object's
 
 
