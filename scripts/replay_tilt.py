@@ -3,7 +3,7 @@
 GAIL experiment 1's diagnosis: BC from clean Lift demos fails once the gripper tilts (0/10
 under roll/pitch noise of std 0.1, 9/10 under yaw noise; `perturbation_sensitivity.py
 --groups roll_pitch yaw`). This reads a run's replay shards (the privileged state each
-step kept: the gripper's quaternion, `GRIPPER_QUAT_COLUMNS` of `observation`), splits them into
+step kept: the gripper's axes, `GRIPPER_AXES_COLUMNS` of `observation`), splits them into
 episodes, and prints success per bucket of the largest tilt of the gripper's approach axis
 from vertical in the episode (yaw excluded).
 
@@ -19,17 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vismanip.algos.gail.rollouts import GRIPPER_QUAT_COLUMNS
+from vismanip.algos.gail.rollouts import GRIPPER_AXES_COLUMNS, STATE_DIM
 
 BUCKETS_DEG = (0, 10, 20, 40, 180)
 
 
-def approach_tilt_deg(quat_xyzw: np.ndarray) -> np.ndarray:
+def approach_tilt_deg(axes: np.ndarray) -> np.ndarray:
     """Angle between the gripper's approach axis (its z, pointing down when upright) and
-    straight down, in degrees."""
-    x, y = quat_xyzw[:, 0], quat_xyzw[:, 1]
-    z_of_z_axis = 1 - 2 * (x * x + y * y)  # the rotated z axis' vertical component
-    return np.degrees(np.arccos(np.clip(-z_of_z_axis, -1.0, 1.0)))
+    straight down, in degrees, from `GRIPPER_AXES_COLUMNS` (x axis, then z axis)."""
+    return np.degrees(np.arccos(np.clip(-axes[:, 5], -1.0, 1.0)))
 
 
 def episodes(shard: dict) -> list[tuple[float, bool]]:
@@ -37,6 +35,11 @@ def episodes(shard: dict) -> list[tuple[float, bool]]:
     observation is not the following row's (episodes are stored one after another); the
     absorbing rows after a success are skipped."""
     observation = shard["observation"].numpy()
+    if observation.shape[1] != STATE_DIM + 1:
+        raise SystemExit(
+            f"replay rows have {observation.shape[1]} columns, not {STATE_DIM + 1}: a run with "
+            "disc.input other than state, or one from before the state kept axes (quaternions)"
+        )
     following = shard["next"]["observation"].numpy()
     reached_goal = following[:, -1] > 0.5
     in_absorbing = observation[:, -1] > 0.5
@@ -46,7 +49,7 @@ def episodes(shard: dict) -> list[tuple[float, bool]]:
         rows = np.arange(start, end + 1)
         live = rows[~in_absorbing[rows]]
         tilt = (
-            approach_tilt_deg(observation[live, GRIPPER_QUAT_COLUMNS]) if len(live) else np.zeros(1)
+            approach_tilt_deg(observation[live, GRIPPER_AXES_COLUMNS]) if len(live) else np.zeros(1)
         )
         found.append((float(tilt.max()), bool(reached_goal[rows].any())))
         start = end + 1

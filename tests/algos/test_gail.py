@@ -21,6 +21,7 @@ from tensordict import TensorDict
 
 from vismanip.algos.gail.configuration import GailConfig
 from vismanip.algos.gail.learner import GailLearner
+from vismanip.algos.gail.rollouts import OBJECT_AXES_COLUMNS, STATE_DIM
 from vismanip.algos.gail.run import GailRun
 from vismanip.algos.gail.transitions import transitions_td
 from vismanip.envs.tasks import EnvConfig
@@ -216,6 +217,22 @@ def test_checkpoints_keep_the_demos_objects_while_gail_explores_others(tmp_path)
     assert splits["novel"].env.objects == object_set("novel")
 
 
+def test_resuming_a_learner_saved_with_other_shapes_is_one_line(tmp_path):
+    """A run folder from another config or version (e.g. the state's width changed)."""
+    data = tmp_path / "demos.hdf5"
+    write_dataset(data, [5, 6])
+    init = tmp_path / "bc.ckpt"
+    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
+    config = GailConfig(init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"))
+    config.disc.input = "features"
+    (tmp_path / "gail").mkdir()
+    saved = {"learner": {"discriminator.net.0.weight": torch.zeros(256, 19)}}
+    torch.save(saved, tmp_path / "gail" / "learner.pt")
+    with pytest.raises(VismanipError, match="networks do not fit this config") as error:
+        GailRun(config).run(resume=True)
+    assert "\n" not in str(error.value) and "start a new run" in str(error.value)
+
+
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     data = tmp_path / "demos.hdf5"
     write_dataset(data, [5, 6, 7])  # has no obs/cube_pos (no sim state)
@@ -319,7 +336,7 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     short_run(frames_run, "lift", "disc.input=image", "disc.pairs=state", "disc.image_size=24")
     shard = torch.load(frames_run / "replay" / "iter_000000.pt", weights_only=True)
     assert shard["frames"].shape[1:] == (3, 24, 24)  # collect_lift's one camera, RGB
-    assert shard["observation"].shape[1] > 19  # the critic reads the frozen features
+    assert shard["observation"].shape[1] != STATE_DIM + 1  # the critic reads the frozen features
     iterations = json.loads((frames_run / "gail.json").read_text())["iterations"]
     assert "disc_accuracy_expert" in iterations[-1]
 
@@ -517,8 +534,6 @@ def test_exploration_moves_a_saturated_action_only_after_the_tanh(after_tanh):
 
 
 def test_relative_d_ignores_where_the_gripper_is():
-    from vismanip.algos.gail.rollouts import STATE_DIM
-
     torch.manual_seed(0)
     config = GailConfig()
     config.disc.pairs, config.disc.relative = "state", True
@@ -543,8 +558,6 @@ def test_relative_d_ignores_where_the_gripper_is():
 
 
 def test_d_without_the_object_orientation_ignores_how_the_object_lies():
-    from vismanip.algos.gail.rollouts import OBJECT_QUAT_COLUMNS, STATE_DIM
-
     torch.manual_seed(0)
     config = GailConfig()
     config.disc.pairs, config.disc.relative = "state_next", True
@@ -564,7 +577,7 @@ def test_d_without_the_object_orientation_ignores_how_the_object_lies():
     learner.update()
     rolled = episode.clone()
     for key in ("observation", ("next", "observation")):
-        rolled[key][:, list(OBJECT_QUAT_COLUMNS)] = torch.tensor([1.0, 0.0, 0.0, 0.0])
+        rolled[key][:, list(OBJECT_AXES_COLUMNS)] = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0])
     torch.testing.assert_close(learner.reward(rolled), learner.reward(episode))
     tilted = episode.clone()
     tilted["observation"][:, 11] += 1.0  # the gripper's orientation still counts

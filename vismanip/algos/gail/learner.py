@@ -24,7 +24,7 @@ from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
 
 from vismanip.algos.gail.configuration import GailConfig
-from vismanip.algos.gail.rollouts import OBJECT_QUAT_COLUMNS, RELATIVE_STATE_COLUMNS
+from vismanip.algos.gail.rollouts import OBJECT_AXES_COLUMNS, RELATIVE_STATE_COLUMNS
 from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
 from vismanip.errors import VismanipError
@@ -179,7 +179,7 @@ class AdversarialLearner(nn.Module):
             else list(range(self.input_dim))
         )
         if not config.disc.object_orientation:
-            d_columns = [column for column in d_columns if column not in OBJECT_QUAT_COLUMNS]
+            d_columns = [column for column in d_columns if column not in OBJECT_AXES_COLUMNS]
         self.d_columns = torch.as_tensor(d_columns)
         d_dim = len(self.d_columns)
         second = {"state_action": ACTION_DIM, "state_next": d_dim, "state": 0}[config.disc.pairs]

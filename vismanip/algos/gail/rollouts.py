@@ -25,38 +25,47 @@ from vismanip.policies import ImagePolicy
 from vismanip.rollout.episode import ActionWithExtras, Episode, rollout
 from vismanip.rollout.runner import RolloutWorker, Scene
 
-STATE_DIM = 19  # see privileged_state
+STATE_DIM = 23  # see privileged_state
 # Of privileged_state: the object's height, the object relative to the gripper, the fingers
 # and both orientations; not where the gripper is in the world (`disc.relative`).
-RELATIVE_STATE_COLUMNS = (5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
-GRIPPER_QUAT_COLUMNS = slice(11, 15)  # of privileged_state: robosuite's (x, y, z, w), w >= 0
-OBJECT_QUAT_COLUMNS = (15, 16, 17, 18)  # of privileged_state: the object's, likewise
+RELATIVE_STATE_COLUMNS = tuple(range(5, STATE_DIM))
+GRIPPER_AXES_COLUMNS = slice(11, 17)  # of privileged_state: the gripper's x and z axes
+OBJECT_AXES_COLUMNS = tuple(range(17, 23))  # of privileged_state: the object's, likewise
 STATE_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")  # + the object's
 
 
 def privileged_state(obs: dict, object_key: str) -> np.ndarray:
-    """Gripper position and orientation, object position and orientation, object relative
-    to the gripper, finger joints.
+    """Gripper position, object position, object relative to the gripper, finger joints,
+    and the gripper's and the object's orientations as the x and z axes of their frames.
 
     Orientations matter: a policy that spins the gripper away from the cube's faces fails
-    with every position right, and D and the critic must see it. Quaternions are flipped
-    to w >= 0 (q and -q are one rotation). Training-time only (asymmetric actor-critic):
-    the deployed policy never reads it. Works on one observation (vectors) or a demo's
-    stacked arrays (T, ·) alike.
+    with every position right, and D and the critic must see it. Axes rather than
+    quaternions: a quaternion made unique (w >= 0) jumps from x = +1 to x = -1 where w
+    crosses 0, and w = 0 is exactly the upright gripper (180 degrees about a horizontal
+    axis): 47% of the clean Lift demos' states sat on the far side of that jump from the
+    rest. Axes are continuous and unique (Zhou et al., CVPR 2019), and the z axis' height
+    is the gripper's tilt. Training-time only (asymmetric actor-critic): the deployed
+    policy never reads it. Works on one observation (vectors) or a demo's stacked arrays
+    (T, ·) alike.
     """
     eef = np.asarray(obs["robot0_eef_pos"], dtype=np.float32)
     target = np.asarray(obs[f"{object_key}_pos"], dtype=np.float32)
     fingers = np.asarray(obs["robot0_gripper_qpos"], dtype=np.float32)
-    quats = [
-        _canonical(np.asarray(obs[key], dtype=np.float32))
+    axes = [
+        frame_axes(np.asarray(obs[key], dtype=np.float32))
         for key in ("robot0_eef_quat", f"{object_key}_quat")
     ]
-    return np.concatenate([eef, target, target - eef, fingers, *quats], axis=-1)
+    return np.concatenate([eef, target, target - eef, fingers, *axes], axis=-1)
 
 
-def _canonical(quat: np.ndarray) -> np.ndarray:
-    """robosuite's (x, y, z, w) quaternion with w >= 0."""
-    return np.where(quat[..., 3:] < 0, -quat, quat)
+def frame_axes(quat_xyzw: np.ndarray) -> np.ndarray:
+    """The x and z axes (the rotation matrix's first and third columns) of robosuite's
+    (x, y, z, w) quaternion, (..., 6); the same for q and -q."""
+    quat = quat_xyzw / np.linalg.norm(quat_xyzw, axis=-1, keepdims=True)
+    x, y, z, w = np.moveaxis(quat, -1, 0)
+    x_axis = [1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y)]
+    z_axis = [2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)]
+    return np.stack([*x_axis, *z_axis], axis=-1).astype(np.float32)
 
 
 def state_keys(object_key: str) -> list[str]:

@@ -405,7 +405,14 @@ class GailRun:
         if not path.exists():
             raise VismanipError(f"{self.dir}: no learner.pt to resume from")
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        learner.load_state_dict(saved["learner"])
+        try:
+            learner.load_state_dict(saved["learner"])
+        except RuntimeError as error:  # torch lists every mismatched tensor: name the first
+            first = str(error).split("\n\t")[1] if "\n\t" in str(error) else str(error)
+            raise VismanipError(
+                f"{path}: its networks do not fit this config or this version of vismanip "
+                f"({first.strip()[:160]}); start a new run"
+            ) from None
         for name, optimizer in learner.optimizers().items():
             optimizer.load_state_dict(saved["optimizers"][name])
         learner.updates = saved["updates"]
