@@ -50,6 +50,21 @@ def test_normalization_travels_with_the_weights():
     assert not torch.allclose(rebuilt.predict(batch["obs"]), policy.predict(batch["obs"]))
 
 
+def test_a_std_floor_keeps_a_nearly_still_proprio_value_from_dominating():
+    """A demo value that barely moves (std 0.003, as the upright gripper's quaternion w)
+    is normalised by the floor instead: a small change of it is a small input."""
+    std = np.array([0.04, 0.02, 0.07, 0.02, 0.2, 0.016, 0.003, 0.007, 0.0])
+    plain = ImagePolicy(ImagePolicyConfig(cameras=["agentview"]), 32, LOWDIM)
+    plain.set_normalization(np.zeros(9), std)
+    floored = ImagePolicy(
+        ImagePolicyConfig(cameras=["agentview"], lowdim_std_floor=0.02), 32, LOWDIM
+    )
+    floored.set_normalization(np.zeros(9), std)
+    assert plain.lowdim_std[6] == pytest.approx(0.003) and plain.lowdim_std[8] == 1.0
+    expected = [0.04, 0.02, 0.07, 0.02, 0.2, 0.02, 0.02, 0.02, 1.0]
+    torch.testing.assert_close(floored.lowdim_std, torch.tensor(expected))
+
+
 def test_images_of_another_size_are_resized_inside():
     policy = ImagePolicy(ImagePolicyConfig(cameras=["agentview"]), 32, LOWDIM).eval()
     assert policy.predict(_batch(image=48)["obs"]).shape == (8, 7)

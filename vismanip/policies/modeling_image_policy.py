@@ -242,7 +242,8 @@ class ImagePolicy(nn.Module):
         """Store proprio statistics (from the training split) inside the module."""
         self.lowdim_mean.copy_(torch.as_tensor(lowdim_mean, dtype=torch.float32))
         std = torch.as_tensor(lowdim_std, dtype=torch.float32)
-        self.lowdim_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
+        std = torch.where(std < 1e-6, torch.ones_like(std), std)
+        self.lowdim_std.copy_(std.clamp(min=self.config.lowdim_std_floor))
 
     def set_action_range(self, low: np.ndarray, high: np.ndarray) -> None:
         """Store the demonstrated action range (from the training split) inside the module."""
