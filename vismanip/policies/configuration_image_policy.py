@@ -32,7 +32,7 @@ class ImagePolicyConfig:
         episode's first steps repeat its first observation (robomimic's frame stacking).
     lowdim_std_floor: the proprio is normalised by max(its std over the demos, this).
         Demos from a scripted expert hold some values almost still: over clean Lift demos
-        the gripper quaternion's w has std 0.003, so a 2 degree tilt is a 10-sigma input
+        the gripper quaternion's w has std 0.003, so a 2 degree tilt moves it by 6 sigma
         and moved the BC policy's commands by 0.3 (position, gripper) and its yaw to
         saturation with the images unchanged. 0: the plain std (the default every
         measured run used).
