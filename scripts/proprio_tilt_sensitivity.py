@@ -4,7 +4,7 @@ GAIL experiment 1's BC policy fails once the gripper tilts. This separates what 
 policy reads from the proprio from what it sees: it takes demo observations, rotates
 `robot0_eef_quat` by a few degrees about a world axis (the images stay as they are) and
 prints the mean absolute change of the position, rotation and gripper commands (actions
-in [-1, 1]). A policy whose proprio normalisation divides by a std of 0.003 (the upright
+in [-1, 1]) and the mean yaw command (the demos': about 0). A policy whose proprio normalisation divides by a std of 0.003 (the upright
 gripper's w over clean demos) answers a 2 degree tilt with commands a camera never asked
 for; `policy.lowdim_std_floor` is the knob.
 
@@ -56,8 +56,10 @@ def main() -> None:
     print(
         f"{args.checkpoint}: proprio std {np.round(policy.lowdim_std.double().numpy(), 4).tolist()}"
     )
-    print("| tilt | about world | position command | rotation command | gripper command |")
-    print("|---:|---|---:|---:|---:|")
+    print(
+        "| tilt | about world | position command | rotation command | gripper command | mean yaw |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
     with torch.no_grad():
         base = policy.predict(obs)
         for degrees in args.degrees:
@@ -69,7 +71,7 @@ def main() -> None:
                 change = (moved - base).abs().mean(0)
                 print(
                     f"| {degrees:g}° | {axis} | {change[:3].mean():.3f} | "
-                    f"{change[3:6].mean():.3f} | {change[6]:.3f} |"
+                    f"{change[3:6].mean():.3f} | {change[6]:.3f} | {moved[:, 5].mean():.2f} |"
                 )
 
 
