@@ -533,16 +533,14 @@ def test_exploration_moves_a_saturated_action_only_after_the_tanh(after_tanh):
         assert spread < 0.01  # tanh(4 +- 0.3) stays within 0.998-0.9997
 
 
-def test_relative_d_ignores_where_the_gripper_is():
+def state_d_after_one_update(config: GailConfig) -> tuple[GailLearner, TensorDict]:
+    """A learner whose D (on random privileged states) took one step, and its episode."""
     torch.manual_seed(0)
-    config = GailConfig()
-    config.disc.pairs, config.disc.relative = "state", True
     config.learner.batch_size = 32
     rng = np.random.default_rng(0)
-    states = rng.normal(size=(101, STATE_DIM)).astype(np.float32)
     episode = transitions_td(
         rng.normal(size=(101, FEATURE_DIM)).astype(np.float32),
-        states,
+        rng.normal(size=(101, STATE_DIM)).astype(np.float32),
         np.zeros((100, 7), np.float32),
         np.zeros(100, bool),
         np.zeros(100, np.float32),
@@ -550,6 +548,13 @@ def test_relative_d_ignores_where_the_gripper_is():
     learner = GailLearner(tiny_policy(), STATE_DIM, episode, config)
     learner.add(episode.clone())
     learner.update()
+    return learner, episode
+
+
+def test_relative_d_ignores_where_the_gripper_is():
+    config = GailConfig()
+    config.disc.pairs, config.disc.relative = "state", True
+    learner, episode = state_d_after_one_update(config)
     moved = episode.clone()
     moved["observation"][:, :5] += 10.0  # the gripper and object somewhere else: same reward
     torch.testing.assert_close(learner.reward(moved), learner.reward(episode))
@@ -558,23 +563,10 @@ def test_relative_d_ignores_where_the_gripper_is():
 
 
 def test_d_without_the_object_orientation_ignores_how_the_object_lies():
-    torch.manual_seed(0)
     config = GailConfig()
     config.disc.pairs, config.disc.relative = "state_next", True
     config.disc.object_orientation = False
-    config.learner.batch_size = 32
-    rng = np.random.default_rng(0)
-    states = rng.normal(size=(101, STATE_DIM)).astype(np.float32)
-    episode = transitions_td(
-        rng.normal(size=(101, FEATURE_DIM)).astype(np.float32),
-        states,
-        np.zeros((100, 7), np.float32),
-        np.zeros(100, bool),
-        np.zeros(100, np.float32),
-    )
-    learner = GailLearner(tiny_policy(), STATE_DIM, episode, config)
-    learner.add(episode.clone())
-    learner.update()
+    learner, episode = state_d_after_one_update(config)
     rolled = episode.clone()
     for key in ("observation", ("next", "observation")):
         rolled[key][:, list(OBJECT_AXES_COLUMNS)] = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0])
