@@ -65,6 +65,17 @@ def test_a_std_floor_keeps_a_nearly_still_proprio_value_from_dominating():
     torch.testing.assert_close(floored.lowdim_std, torch.tensor(expected))
 
 
+def test_raw_lowdim_keys_are_fed_unnormalised():
+    config = ImagePolicyConfig(cameras=["agentview"], raw_lowdim_keys=["robot0_eef_quat"])
+    policy = ImagePolicy(config, 32, LOWDIM)
+    policy.set_normalization(np.full(9, 0.5), np.full(9, 0.003))
+    torch.testing.assert_close(policy.lowdim_mean[3:7], torch.zeros(4))
+    torch.testing.assert_close(policy.lowdim_std[3:7], torch.ones(4))
+    assert policy.lowdim_std[0] == pytest.approx(0.003) and policy.lowdim_mean[8] == 0.5
+    with pytest.raises(VismanipError, match="policy.raw_lowdim_keys"):
+        ImagePolicy(ImagePolicyConfig(cameras=["agentview"], raw_lowdim_keys=["x"]), 32, LOWDIM)
+
+
 def test_images_of_another_size_are_resized_inside():
     policy = ImagePolicy(ImagePolicyConfig(cameras=["agentview"]), 32, LOWDIM).eval()
     assert policy.predict(_batch(image=48)["obs"]).shape == (8, 7)

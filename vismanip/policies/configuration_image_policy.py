@@ -36,6 +36,9 @@ class ImagePolicyConfig:
         and moved the BC policy's commands by 0.3 (position, gripper) and its yaw to
         saturation with the images unchanged. 0: the plain std (the default every
         measured run used).
+    raw_lowdim_keys: proprio keys fed as they are (not normalised), as robomimic's image
+        configs feed all proprio; for values that the demos hold almost still but that
+        vary at run time (the gripper quaternion under pushes).
     """
 
     cameras: list[str] = field(default_factory=list)
@@ -53,6 +56,7 @@ class ImagePolicyConfig:
     ensemble_decay: float = 0.01
     frames: int = 1
     lowdim_std_floor: float = 0.0
+    raw_lowdim_keys: list[str] = field(default_factory=list)
 
     @property
     def action_horizon(self) -> int:

@@ -184,6 +184,11 @@ class ImagePolicy(nn.Module):
             raise VismanipError(f"policy.chunk_size must be >= 1, not {config.chunk_size}")
         if config.frames < 1:
             raise VismanipError(f"policy.frames must be >= 1, not {config.frames}")
+        if not set(config.raw_lowdim_keys) <= set(config.lowdim_keys):
+            raise VismanipError(
+                f"policy.raw_lowdim_keys {config.raw_lowdim_keys} must be among "
+                f"policy.lowdim_keys {config.lowdim_keys}"
+            )
         if config.loss not in ("l1", "mse"):
             raise VismanipError(f"policy.loss must be 'l1' or 'mse', not {config.loss!r}")
         self.config = config
@@ -244,6 +249,12 @@ class ImagePolicy(nn.Module):
         std = torch.as_tensor(lowdim_std, dtype=torch.float32)
         std = torch.where(std < 1e-6, torch.ones_like(std), std)
         self.lowdim_std.copy_(std.clamp(min=self.config.lowdim_std_floor))
+        start = 0
+        for key, dim in self.lowdim_dims.items():
+            if key in self.config.raw_lowdim_keys:
+                self.lowdim_mean[start : start + dim] = 0.0
+                self.lowdim_std[start : start + dim] = 1.0
+            start += dim
 
     def set_action_range(self, low: np.ndarray, high: np.ndarray) -> None:
         """Store the demonstrated action range (from the training split) inside the module."""
