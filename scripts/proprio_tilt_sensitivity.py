@@ -4,9 +4,10 @@ GAIL experiment 1's BC policy fails once the gripper tilts. This separates what 
 policy reads from the proprio from what it sees: it takes demo observations, rotates
 `robot0_eef_quat` by a few degrees about a world axis (the images stay as they are) and
 prints the mean absolute change of the position, rotation and gripper commands (actions
-in [-1, 1]) and the mean yaw command (the demos': about 0). A policy whose proprio normalisation divides by a std of 0.003 (the upright
-gripper's w over clean demos) answers a 2 degree tilt with commands a camera never asked
-for; `policy.lowdim_std_floor` is the knob.
+in [-1, 1]) and the mean yaw command (the demos': about 0). A policy whose proprio
+normalisation divides by a std of 0.003 (the upright gripper's w over clean demos)
+answers a 2 degree tilt with commands a camera never asked for; `policy.lowdim_std_floor`
+and `policy.raw_lowdim_keys` are the knobs.
 
     python scripts/proprio_tilt_sensitivity.py runs/gail_exp/bc60/last.ckpt data/gail/lift_clean_60.hdf5
 """
