@@ -217,6 +217,31 @@ def test_checkpoints_keep_the_demos_objects_while_gail_explores_others(tmp_path)
     assert splits["novel"].env.objects == object_set("novel")
 
 
+def test_gail_can_floor_the_initial_policys_proprio_std(tmp_path):
+    """init_lowdim_std_floor: a BC policy trained without the floor starts GAIL with it,
+    and only on the keys named."""
+    data = tmp_path / "demos.hdf5"
+    write_dataset(data, [5, 6])
+    init = tmp_path / "bc.ckpt"
+    policy = tiny_policy()
+    policy.set_normalization(np.zeros(3), np.array([0.003, 0.2, 0.01]))
+    save_policy(init, policy, EnvConfig(task="lift", cameras=["agentview"]), None)
+    config = GailConfig(init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"))
+    config.disc.input = "features"
+    assert GailRun(config).policy.lowdim_std[0] == pytest.approx(0.003)  # 0: init's own
+    config.init_lowdim_std_floor = 0.05
+    config.init_lowdim_std_floor_keys = ["robot0_eef_pos"]
+    run = GailRun(config)
+    torch.testing.assert_close(run.policy.lowdim_std, torch.tensor([0.05, 0.2, 0.05]))
+    assert run.policy.config.lowdim_std_floor == 0.05  # best.ckpt describes it
+    config.init_lowdim_std_floor_keys = ["robot0_eef_quat"]  # the tiny policy lacks it
+    with pytest.raises(VismanipError, match="robot0_eef_quat.*not among"):
+        GailRun(config)
+    config.init_lowdim_std_floor = -1.0
+    with pytest.raises(VismanipError, match="init_lowdim_std_floor must be >= 0"):
+        GailRun(config)
+
+
 def test_resuming_a_learner_saved_with_other_shapes_is_one_line(tmp_path):
     """A run folder from another config or version (e.g. the state's width changed)."""
     data = tmp_path / "demos.hdf5"

@@ -63,6 +63,38 @@ def test_a_std_floor_keeps_a_nearly_still_proprio_value_from_dominating():
     assert plain.lowdim_std[6] == pytest.approx(0.003) and plain.lowdim_std[8] == 1.0
     expected = [0.04, 0.02, 0.07, 0.02, 0.2, 0.02, 0.02, 0.02, 1.0]
     torch.testing.assert_close(floored.lowdim_std, torch.tensor(expected))
+    # Floored on the quaternion alone: its tilt components, not its yaw or the rest.
+    quat_only = ImagePolicyConfig(
+        cameras=["agentview"],
+        lowdim_std_floor=0.1,
+        lowdim_std_floor_keys=["robot0_eef_quat"],
+    )
+    floored = ImagePolicy(quat_only, 32, LOWDIM)
+    floored.set_normalization(np.zeros(9), std)
+    expected = [0.04, 0.02, 0.07, 0.1, 0.2, 0.1, 0.1, 0.007, 1.0]
+    torch.testing.assert_close(floored.lowdim_std, torch.tensor(expected))
+    with pytest.raises(VismanipError, match="policy.lowdim_std_floor_keys"):
+        ImagePolicy(
+            ImagePolicyConfig(cameras=["agentview"], lowdim_std_floor_keys=["x"]), 32, LOWDIM
+        )
+
+
+def test_a_trained_policy_can_be_floored_afterwards_as_training_would_have():
+    """GAIL's init_lowdim_std_floor: the stored std is floored where the config names,
+    and the checkpoint's description records the floor."""
+    std = np.array([0.04, 0.02, 0.07, 0.02, 0.2, 0.016, 0.003, 0.007, 0.0])
+    trained = ImagePolicy(ImagePolicyConfig(cameras=["agentview"]), 32, LOWDIM)
+    trained.set_normalization(np.zeros(9), std)
+    trained.floor_lowdim_std(0.05, ["robot0_eef_quat"])
+    as_if = ImagePolicyConfig(
+        cameras=["agentview"], lowdim_std_floor=0.05, lowdim_std_floor_keys=["robot0_eef_quat"]
+    )
+    floored_in_training = ImagePolicy(as_if, 32, LOWDIM)
+    floored_in_training.set_normalization(np.zeros(9), std)
+    torch.testing.assert_close(trained.lowdim_std, floored_in_training.lowdim_std)
+    assert trained.describe()["config"]["lowdim_std_floor_keys"] == ["robot0_eef_quat"]
+    with pytest.raises(VismanipError, match="not among"):
+        trained.floor_lowdim_std(0.05, ["object_pos"])
 
 
 def test_raw_lowdim_keys_are_fed_unnormalised():

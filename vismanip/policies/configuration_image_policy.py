@@ -36,6 +36,9 @@ class ImagePolicyConfig:
         and moved the BC policy's commands by 0.3 (position, gripper) and its yaw to
         saturation with the images unchanged. 0: the plain std (the default every
         measured run used).
+    lowdim_std_floor_keys: the proprio keys the floor applies to ([]: every key). The
+        quaternion alone with floor 0.2 dulls its tilt components (x, z, w: demo std
+        0.003-0.024) while its yaw component (std 0.21) keeps its own.
     raw_lowdim_keys: proprio keys fed as they are (not normalised), as robomimic's image
         configs feed all proprio; for values that the demos hold almost still but that
         vary at run time (the gripper quaternion under pushes).
@@ -56,6 +59,7 @@ class ImagePolicyConfig:
     ensemble_decay: float = 0.01
     frames: int = 1
     lowdim_std_floor: float = 0.0
+    lowdim_std_floor_keys: list[str] = field(default_factory=list)
     raw_lowdim_keys: list[str] = field(default_factory=list)
 
     @property

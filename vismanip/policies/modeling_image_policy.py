@@ -8,6 +8,7 @@ talk to it only through `reset()`, `select_action(obs)` and `forward(batch)`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -184,11 +185,12 @@ class ImagePolicy(nn.Module):
             raise VismanipError(f"policy.chunk_size must be >= 1, not {config.chunk_size}")
         if config.frames < 1:
             raise VismanipError(f"policy.frames must be >= 1, not {config.frames}")
-        if not set(config.raw_lowdim_keys) <= set(config.lowdim_keys):
-            raise VismanipError(
-                f"policy.raw_lowdim_keys {config.raw_lowdim_keys} must be among "
-                f"policy.lowdim_keys {config.lowdim_keys}"
-            )
+        for name in ("raw_lowdim_keys", "lowdim_std_floor_keys"):
+            if not set(getattr(config, name)) <= set(config.lowdim_keys):
+                raise VismanipError(
+                    f"policy.{name} {getattr(config, name)} must be among "
+                    f"policy.lowdim_keys {config.lowdim_keys}"
+                )
         if config.loss not in ("l1", "mse"):
             raise VismanipError(f"policy.loss must be 'l1' or 'mse', not {config.loss!r}")
         self.config = config
@@ -247,14 +249,41 @@ class ImagePolicy(nn.Module):
         """Store proprio statistics (from the training split) inside the module."""
         self.lowdim_mean.copy_(torch.as_tensor(lowdim_mean, dtype=torch.float32))
         std = torch.as_tensor(lowdim_std, dtype=torch.float32)
-        std = torch.where(std < 1e-6, torch.ones_like(std), std)
-        self.lowdim_std.copy_(std.clamp(min=self.config.lowdim_std_floor))
-        start = 0
-        for key, dim in self.lowdim_dims.items():
+        self.lowdim_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
+        for key, span in self._lowdim_spans().items():
             if key in self.config.raw_lowdim_keys:
-                self.lowdim_mean[start : start + dim] = 0.0
-                self.lowdim_std[start : start + dim] = 1.0
+                self.lowdim_mean[span] = 0.0
+                self.lowdim_std[span] = 1.0
+        self._apply_std_floor()
+
+    def floor_lowdim_std(self, floor: float, keys: list[str]) -> None:
+        """Floor a trained policy's stored proprio std, as `policy.lowdim_std_floor` and
+        `policy.lowdim_std_floor_keys` would have in training (its config records them),
+        so that GAIL can start from a BC policy trained without the floor."""
+        unknown = set(keys) - set(self.lowdim_keys)
+        if unknown:
+            raise VismanipError(
+                f"proprio keys {sorted(unknown)} to floor are not among the policy's "
+                f"{self.lowdim_keys}"
+            )
+        self.config = replace(self.config, lowdim_std_floor=floor, lowdim_std_floor_keys=keys)
+        self._apply_std_floor()
+
+    def _apply_std_floor(self) -> None:
+        floored = self.config.lowdim_std_floor_keys or self.lowdim_keys
+        for key, span in self._lowdim_spans().items():
+            if key in floored and key not in self.config.raw_lowdim_keys:
+                self.lowdim_std[span] = self.lowdim_std[span].clamp(
+                    min=self.config.lowdim_std_floor
+                )
+
+    def _lowdim_spans(self) -> dict[str, slice]:
+        """Where each proprio key sits in the concatenated proprio vector."""
+        spans, start = {}, 0
+        for key, dim in self.lowdim_dims.items():
+            spans[key] = slice(start, start + dim)
             start += dim
+        return spans
 
     def set_action_range(self, low: np.ndarray, high: np.ndarray) -> None:
         """Store the demonstrated action range (from the training split) inside the module."""

@@ -279,6 +279,12 @@ class GailConfig:
     """`vismanip gail --config configs/gail/lift.yaml init=runs/<bc>/best.ckpt key=value`.
 
     init: the BC checkpoint the policy starts from (its architecture is kept).
+    init_lowdim_std_floor, init_lowdim_std_floor_keys: floor init's stored proprio std
+        before GAIL starts, as `policy.lowdim_std_floor` / `policy.lowdim_std_floor_keys`
+        do in BC training (0: keep init's). For a BC policy trained without it whose
+        proprio the demos held almost still: the Lift demos' gripper quaternion tilt
+        components have std 0.003-0.024, and flooring them at 0.05 took the experiment-1
+        BC from 0% to 28% on lift_perturbed with no training.
     demos: expert demos ("": the dataset `init` was trained on).
     task: where the policy interacts and is evaluated ("": init's task), e.g. lift_perturbed.
     objects, clutter: the scene's object set and distractors (as `collect`); [] and -1
@@ -313,6 +319,8 @@ class GailConfig:
     """
 
     init: str = ""
+    init_lowdim_std_floor: float = 0.0
+    init_lowdim_std_floor_keys: list[str] = field(default_factory=list)
     demos: str = ""
     output_dir: str = "runs/gail"
     task: str = ""
@@ -351,6 +359,10 @@ class GailConfig:
         for key in ("env_steps", "episodes_per_iteration", "workers", "eval_every"):
             if getattr(self, key) < 1:
                 raise VismanipError(f"{key} must be at least 1, not {getattr(self, key)}")
+        if self.init_lowdim_std_floor < 0:
+            raise VismanipError(
+                f"init_lowdim_std_floor must be >= 0, not {self.init_lowdim_std_floor}"
+            )
         if self.eval_episodes < 1:
             raise VismanipError(f"eval_episodes must be at least 1, not {self.eval_episodes}")
         if not 0 <= self.learner.demo_fraction < 1:

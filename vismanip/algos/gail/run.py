@@ -70,6 +70,10 @@ class GailRun:
             raise VismanipError("no initial policy: pass init=runs/<bc_run>/best.ckpt")
         init = load_policy(config.init)
         self.policy = init.weights.build()
+        if config.init_lowdim_std_floor > 0:
+            self.policy.floor_lowdim_std(
+                config.init_lowdim_std_floor, list(config.init_lowdim_std_floor_keys)
+            )
         self.init_train = dict(init.train_config or {})
         self.demos = config.demos or self.init_train.get("data", "")
         if not self.demos or not Path(self.demos).is_file():
