@@ -41,7 +41,7 @@ def main() -> None:
                 f"whole numbers, got {row}"
             ) from None
         by_method[row["method"]].append((*counts, row.get("note") or ""))
-    figure, axes = plt.subplots(figsize=(7, 4.2))
+    figure, axes = plt.subplots(figsize=(7, 5.2))
     for offset, (method, points) in enumerate(by_method.items()):
         points.sort()
         one_count = len({p[0] for p in points}) == 1  # runs side by side, not a curve
@@ -74,7 +74,8 @@ def main() -> None:
     axes.set_ylabel(f"success on {args.task} (%)")
     axes.set_ylim(-2, 100)
     axes.grid(alpha=0.3)
-    axes.legend(loc="upper left")
+    # below the axes: inside, it covered the runs' labels or DAgger's curve
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=7)
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=120)
