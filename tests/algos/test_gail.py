@@ -235,7 +235,7 @@ def test_gail_can_floor_the_initial_policys_proprio_std(tmp_path):
     torch.testing.assert_close(run.policy.lowdim_std, torch.tensor([0.05, 0.2, 0.05]))
     assert run.policy.config.lowdim_std_floor == 0.05  # best.ckpt describes it
     config.init_lowdim_std_floor_keys = ["robot0_eef_quat"]  # the tiny policy lacks it
-    with pytest.raises(VismanipError, match="robot0_eef_quat.*not among"):
+    with pytest.raises(VismanipError, match="robot0_eef_quat.*must be among"):
         GailRun(config)
     config.init_lowdim_std_floor = -1.0
     with pytest.raises(VismanipError, match="init_lowdim_std_floor must be >= 0"):

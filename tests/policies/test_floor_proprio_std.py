@@ -39,6 +39,6 @@ def test_the_copy_is_floored_on_the_named_key_and_a_bad_key_is_one_line(tmp_path
     )  # fmt: skip
     assert result.returncode != 0 and not (tmp_path / "x.ckpt").exists()
     assert result.stderr.strip().splitlines() == [
-        "error: proprio keys ['object_pos'] to floor are not among the policy's "
+        "error: proprio keys to floor ['object_pos'] must be among policy.lowdim_keys "
         "['robot0_eef_pos', 'robot0_eef_quat', 'robot0_gripper_qpos']"
     ]

@@ -160,6 +160,12 @@ class ObservationHistory(nn.Module):
         return encodings.flatten()[None]
 
 
+def check_known_lowdim_keys(name: str, keys: list[str], lowdim_keys: list[str]) -> None:
+    """One line when a setting names proprio keys the policy does not read."""
+    if not set(keys) <= set(lowdim_keys):
+        raise VismanipError(f"{name} {list(keys)} must be among policy.lowdim_keys {lowdim_keys}")
+
+
 class ImagePolicy(nn.Module):
     # buffers (registered in __init__), typed for the checker
     lowdim_mean: Tensor
@@ -186,11 +192,7 @@ class ImagePolicy(nn.Module):
         if config.frames < 1:
             raise VismanipError(f"policy.frames must be >= 1, not {config.frames}")
         for name in ("raw_lowdim_keys", "lowdim_std_floor_keys"):
-            if not set(getattr(config, name)) <= set(config.lowdim_keys):
-                raise VismanipError(
-                    f"policy.{name} {getattr(config, name)} must be among "
-                    f"policy.lowdim_keys {config.lowdim_keys}"
-                )
+            check_known_lowdim_keys(f"policy.{name}", getattr(config, name), config.lowdim_keys)
         if config.loss not in ("l1", "mse"):
             raise VismanipError(f"policy.loss must be 'l1' or 'mse', not {config.loss!r}")
         self.config = config
@@ -260,12 +262,7 @@ class ImagePolicy(nn.Module):
         """Floor a trained policy's stored proprio std, as `policy.lowdim_std_floor` and
         `policy.lowdim_std_floor_keys` would have in training (its config records them),
         so that GAIL can start from a BC policy trained without the floor."""
-        unknown = set(keys) - set(self.lowdim_keys)
-        if unknown:
-            raise VismanipError(
-                f"proprio keys {sorted(unknown)} to floor are not among the policy's "
-                f"{self.lowdim_keys}"
-            )
+        check_known_lowdim_keys("proprio keys to floor", keys, self.lowdim_keys)
         self.config = replace(self.config, lowdim_std_floor=floor, lowdim_std_floor_keys=keys)
         self._apply_std_floor()
 
