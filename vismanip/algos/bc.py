@@ -237,6 +237,7 @@ class RolloutCallback(Callback):
                 self.config.scene(self.env_config),
                 self.config.episodes,
                 self.config.seed,
+                for_selection=True,  # it picks best.ckpt: not on `vismanip eval`'s episodes
             ).summary["success_rate"]
         # every rank logs rank 0's number, so they agree on which checkpoint is best
         success_rate = trainer.strategy.broadcast(success_rate, src=0)

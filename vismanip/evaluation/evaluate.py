@@ -17,7 +17,7 @@ from vismanip.evaluation.metrics import (
     visited_cells,
 )
 from vismanip.progress import progress_bar
-from vismanip.rollout.episode import EVAL_STREAM, episode_seed, rollout
+from vismanip.rollout.episode import EVAL_STREAM, SELECT_STREAM, episode_seed, rollout
 from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, Scene
 
 
@@ -81,17 +81,20 @@ def run_evaluation(
     videos: int = 0,
     show_progress: bool = False,
     desc: str = "eval",
+    for_selection: bool = False,
 ) -> Evaluation:
     """Roll the runner's current policy out on `episodes` seeded episodes in `scene`.
 
     The scene's randomization changes each episode's looks (the visual-shift splits); the
     same seed gives the same initial state with or without it, so splits differ only in looks.
+    `for_selection` draws the episodes from the stream that chooses checkpoints during
+    training, disjoint from the one reported afterwards.
     """
     if episodes < 1:
         raise VismanipError(f"episodes must be at least 1, not {episodes}")
+    stream = SELECT_STREAM if for_selection else EVAL_STREAM
     tasks = (
-        EvalEpisode(i, episode_seed(seed, i, EVAL_STREAM), i < videos, scene)
-        for i in range(episodes)
+        EvalEpisode(i, episode_seed(seed, i, stream), i < videos, scene) for i in range(episodes)
     )
     outcomes: list[EvalOutcome] = []
     successes = 0

@@ -346,7 +346,7 @@ class GailRun:
         self.tensorboard.log_metrics(metrics, step=env_steps)
 
     def _evaluate(self, runner: EpisodeRunner, progress: _Progress) -> None:
-        """The deterministic policy (what eval and export use) on seeded episodes."""
+        """The deterministic policy (what eval and export use) on the selection stream's episodes."""
         runner.set_policy(PolicyWeights.of(self.policy))
         summary = run_evaluation(
             runner,
@@ -355,6 +355,7 @@ class GailRun:
             self.config.seed,
             show_progress=False,
             desc="evaluate",
+            for_selection=True,  # best.ckpt is chosen here: not on `vismanip eval`'s episodes
         ).summary
         entry = {
             "env_steps": progress.env_steps,
