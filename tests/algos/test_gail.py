@@ -485,7 +485,7 @@ def test_a_discriminator_on_logits_recovers_where_the_sigmoid_one_dies():
         learner.discriminator.net[-1].bias.fill_(1000.0)  # every row "expert"
     for _ in range(learner.config.disc.updates_every):
         learner.update()  # no stop: BCE with logits still has a gradient here
-    assert float(learner.discriminator.net[-1].bias) < 1000.0
+    assert float(learner.discriminator.net[-1].bias.detach()) < 1000.0
 
 
 def test_a_non_finite_update_stops_in_one_line_before_the_weights_take_it():
