@@ -44,10 +44,15 @@ from vismanip.files import atomic_write, write_text_atomic
 from vismanip.policies import ImagePolicyConfig
 from vismanip.policies.checkpoint import PolicyWeights, load_policy
 from vismanip.progress import progress_bar
-from vismanip.rollout.episode import ActionWithExtras, Actor, Episode, episode_seed, rollout
+from vismanip.rollout.episode import (
+    DAGGER_STREAM,
+    ActionWithExtras,
+    Actor,
+    Episode,
+    episode_seed,
+    rollout,
+)
 from vismanip.rollout.runner import EpisodeRunner, RolloutWorker, RunnerConfig, Scene
-
-DAGGER_STREAM = 2  # episode seeds apart from collection (0) and evaluation (1)
 
 
 @dataclass

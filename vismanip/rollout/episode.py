@@ -27,11 +27,11 @@ class ActionWithExtras:
 
 Actor = Callable[[dict[str, np.ndarray]], "np.ndarray | ActionWithExtras"]
 
-# Separate seed streams, so evaluation never replays the scenes demos were collected in,
-# and the rollouts that choose a training run's best.ckpt (SELECT_STREAM) are never the
-# episodes `vismanip eval` then reports (a choice made on them would bias the report up).
-# DAgger (2) and GAIL (3) own the streams their interaction episodes draw from.
-COLLECT_STREAM, EVAL_STREAM, SELECT_STREAM = 0, 1, 4
+# Separate seed streams, one home for all: evaluation never replays the scenes demos were
+# collected in, DAgger's and GAIL's interaction episodes are their own, and the rollouts that
+# choose a training run's best.ckpt (SELECT_STREAM) are never the episodes `vismanip eval`
+# then reports (a choice made on them would bias the report up).
+COLLECT_STREAM, EVAL_STREAM, DAGGER_STREAM, GAIL_STREAM, SELECT_STREAM = 0, 1, 2, 3, 4
 
 
 def episode_seed(base_seed: int, index: int, stream: int = COLLECT_STREAM) -> int:

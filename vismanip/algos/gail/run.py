@@ -49,14 +49,12 @@ from vismanip.evaluation.report import gail_table, plot_gail
 from vismanip.files import write_text_atomic
 from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_atomic, save_policy
 from vismanip.progress import progress_bar
-from vismanip.rollout.episode import episode_seed
+from vismanip.rollout.episode import GAIL_STREAM, episode_seed
 from vismanip.rollout.runner import EpisodeRunner, Scene
 from vismanip.sim2real.augmentation import AugmentationConfig, KorniaAugment
 
 if TYPE_CHECKING:
     from vismanip.algos.gail.learner import AdversarialLearner as Learner
-
-GAIL_STREAM = 3  # episode seeds apart from collection (0), evaluation (1) and DAgger (2)
 
 
 class GailRun:
