@@ -17,11 +17,13 @@ there: whether it knows the way back.
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --episodes 1
     python scripts/trace_policy.py runs/gail_exp/bc60/last.ckpt --task lift_perturbed --expert
     python scripts/trace_policy.py runs/gail_exp/gail_R/last.ckpt --task lift_perturbed --reopen 8
+    python scripts/trace_policy.py runs/gen/clutter600_30/last.ckpt --objects ball,lemon --episodes 4
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 
@@ -44,6 +46,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=20, help="print every N steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--objects", default="", help="comma-separated objects to draw from (object-set scenes)"
+    )
+    parser.add_argument(
         "--expert", action="store_true", help="the task's scripted expert acts (a reference)"
     )
     parser.add_argument(
@@ -53,6 +58,8 @@ def main() -> None:
     loaded = load_policy(args.checkpoint)
     policy = loaded.weights.build()
     env_config = loaded.env_for(args.task)
+    if args.objects:
+        env_config = replace(env_config, objects=args.objects.split(","), clutter=0)
     object_key = task_spec(env_config.task).object_key
     env = VisionEnv(env_config)
     expert = make_expert(env_config.task, env) if args.expert else None
@@ -89,7 +96,8 @@ def main() -> None:
 
             policy.reset()
             episode = rollout(env, actor, episode_seed(args.seed, index, EVAL_STREAM), record=False)
-            print(f"episode {index}: success {episode.success}, {len(episode)} steps")
+            target = f" ({env.target_object})" if env.target_object else ""
+            print(f"episode {index}{target}: success {episode.success}, {len(episode)} steps")
             successes += episode.success
             start = trace[0][0]["robot0_eef_quat"]
             for obs, action in trace:
