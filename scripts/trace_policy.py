@@ -46,7 +46,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=20, help="print every N steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--objects", default="", help="comma-separated objects to draw from (object-set scenes)"
+        "--objects",
+        default="",
+        help="comma-separated objects to draw from, no clutter (as the suite)",
     )
     parser.add_argument(
         "--expert", action="store_true", help="the task's scripted expert acts (a reference)"
