@@ -242,6 +242,67 @@ def test_gail_can_floor_the_initial_policys_proprio_std(tmp_path):
         GailRun(config)
 
 
+def test_best_checkpoint_skips_evaluations_where_a_guard_task_fell(tmp_path, monkeypatch):
+    """guard_tasks: each evaluation also scores the clean task; best.ckpt follows the
+    interaction task's success only where the clean one stays within guard_max_drop of
+    the start's, and gail.md marks the evaluation best.ckpt holds."""
+    from vismanip.algos.gail.run import _Progress
+    from vismanip.evaluation.report import gail_table
+
+    data = tmp_path / "demos.hdf5"
+    write_dataset(data, [5, 6])
+    init = tmp_path / "bc.ckpt"
+    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
+    config = GailConfig(
+        init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"),
+        task="lift_perturbed", guard_tasks=["lift"], guard_max_drop=0.05,
+    )  # fmt: skip
+    config.disc.input = "features"
+    run = GailRun(config)
+    assert run.guard_scenes["lift"].env.task == "lift" and run.scene.env.task == "lift_perturbed"
+    # (success on lift_perturbed, on lift) at each evaluation
+    outcomes = iter([(0.0, 0.9), (0.5, 0.8), (0.3, 0.85), (0.6, 0.7), (0.4, 0.9)])
+    current: dict[str, float] = {}
+
+    def success(runner, scene):
+        if scene.env.task == "lift_perturbed":
+            current["perturbed"], current["lift"] = next(outcomes)
+        rate = current["perturbed" if scene.env.task == "lift_perturbed" else "lift"]
+        return {"success_rate": rate, "success_ci95": [0.0, 1.0], "episode_length": 100.0}
+
+    class Runner:
+        def set_policy(self, weights):
+            pass
+
+    monkeypatch.setattr(run, "_success", success)
+    logged: list[dict] = []
+    monkeypatch.setattr(run, "_log", lambda metrics, env_steps: logged.append(metrics))
+    run.dir.mkdir()
+    progress = _Progress()
+    chosen = []
+    for step in range(5):
+        progress.env_steps = 1000 * step
+        run._evaluate(Runner(), progress)
+        chosen.append(progress.best_env_steps)
+    # 0.5 at 1000 loses 10 clean points (out); 0.3 at 2000 loses 5 (in); 0.6 loses 20 (out)
+    assert chosen == [0, 0, 2000, 2000, 4000]
+    assert progress.history[1]["guard_tasks"]["lift"]["success_rate"] == 0.8
+    assert logged[1] == {"eval/success_rate": 0.5, "eval/lift/success_rate": 0.8}
+    table = gail_table(progress.history, progress.best_env_steps)
+    assert "lift success (95% CI)" in table.splitlines()[0]
+    assert "| 4000 (best.ckpt) |" in table and "| 1000 |" in table
+
+    config.guard_tasks = ["pick_place_can"]
+    with pytest.raises(VismanipError, match="guard task 'pick_place_can' runs robosuite's"):
+        GailRun(config)
+    config.guard_tasks = ["lfit"]
+    with pytest.raises(VismanipError, match="unknown task 'lfit'"):
+        GailRun(config)
+    config.guard_tasks, config.guard_max_drop = ["lift"], 5.0
+    with pytest.raises(VismanipError, match=r"guard_max_drop must be in \[0, 1\]"):
+        GailRun(config)
+
+
 def test_resuming_a_learner_saved_with_other_shapes_is_one_line(tmp_path):
     """A run folder from another config or version (e.g. the state's width changed)."""
     data = tmp_path / "demos.hdf5"
@@ -308,7 +369,7 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
         f"init={bc / 'last.ckpt'}", f"output_dir={run}", "task=lift_perturbed",
         "env_steps=1200", "episodes_per_iteration=2", "workers=2", "eval_every=600",
         "eval_episodes=1", "learner.warmup_steps=50", "learner.actor_start_steps=300",
-        "learner.batch_size=32",
+        "learner.batch_size=32", "guard_tasks=[lift]",
     ]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -329,6 +390,8 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     assert steps == sorted(steps) and steps[-1] >= 1200  # continued, not restarted
     assert len(steps) == len(set(steps)) and steps[0] == record["iterations"][0]["env_steps"]
     assert [e["env_steps"] for e in record["evaluations"]][0] == 0
+    assert all("lift" in e["guard_tasks"] for e in record["evaluations"])  # the clean task too
+    assert record["best_env_steps"] in [e["env_steps"] for e in record["evaluations"]]
     for name in (
         "best.ckpt",
         "last.ckpt",

@@ -244,15 +244,27 @@ def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
     plt.close(figure)
 
 
-def gail_table(history: list[dict]) -> str:
-    """One row per evaluation of a GAIL run: success vs env steps and what D saw."""
+def gail_table(history: list[dict], best_env_steps: int = -1) -> str:
+    """One row per evaluation of a GAIL run: success vs env steps (and on each guard
+    task), what D saw; the row best.ckpt holds is marked."""
+    guard_tasks = list(history[0].get("guard_tasks", {})) if history else []
     lines = [
-        "| env steps | wall time | success (95% CI) | episode length | D accuracy expert / policy "
-        "| reward | exploration std |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| env steps | wall time | success (95% CI) | "
+        + "".join(f"{task} success (95% CI) | " for task in guard_tasks)
+        + "episode length | D accuracy expert / policy | reward | exploration std |",
+        "|---:|---:|---:|" + "---:|" * len(guard_tasks) + "---:|---:|---:|---:|",
     ]
     for h in history:
         low, high = h["success_ci95"]
+        guards = "".join(
+            f"{_percent_ci(h['guard_tasks'][task])} | "
+            if task in h.get("guard_tasks", {})
+            else "– | "
+            for task in guard_tasks
+        )
+        steps = (
+            f"{h['env_steps']} (best.ckpt)" if h["env_steps"] == best_env_steps else h["env_steps"]
+        )
         accuracy = (
             f"{100 * h['disc_accuracy_expert']:.0f}% / {100 * h['disc_accuracy_policy']:.0f}%"
             if "disc_accuracy_expert" in h
@@ -261,11 +273,16 @@ def gail_table(history: list[dict]) -> str:
         reward = f"{h['reward']:.2f}" if "reward" in h else "–"
         std = f"{h['exploration_std']:.3f}" if "exploration_std" in h else "–"
         lines.append(
-            f"| {h['env_steps']} | {h['wall_time_s'] / 60:.0f} min | {100 * h['success_rate']:.0f}% "
-            f"({100 * low:.0f}–{100 * high:.0f}%) | {h['episode_length']:.0f} | {accuracy} "
+            f"| {steps} | {h['wall_time_s'] / 60:.0f} min | {100 * h['success_rate']:.0f}% "
+            f"({100 * low:.0f}–{100 * high:.0f}%) | {guards}{h['episode_length']:.0f} | {accuracy} "
             f"| {reward} | {std} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _percent_ci(result: dict) -> str:
+    low, high = result["success_ci95"]
+    return f"{100 * result['success_rate']:.0f}% ({100 * low:.0f}–{100 * high:.0f}%)"
 
 
 def plot_gail(history: list[dict], iterations: list[dict], out: Path) -> None:
@@ -280,6 +297,9 @@ def plot_gail(history: list[dict], iterations: list[dict], out: Path) -> None:
         alpha=0.2,
     )
     axes[0].plot(steps, [h["success_rate"] for h in history], "o-", label="evaluation")
+    for task in history[0].get("guard_tasks", {}) if history else []:
+        guarded = [(h["env_steps"], h["guard_tasks"][task]["success_rate"]) for h in history]
+        axes[0].plot(*zip(*guarded, strict=True), "s--", label=f"evaluation on {task} (guard)")
     trained = [i for i in iterations if "env_steps" in i]
     axes[0].plot(
         [i["env_steps"] for i in trained],

@@ -298,7 +298,13 @@ class GailConfig:
     reward_source: "discriminator" (GAIL) or "success" (the sparse task reward: what the
         discriminator adds, measured with the same learner).
     eval_every: env steps between evaluations of the deterministic policy; eval_episodes
-        per evaluation; best.ckpt is the most successful.
+        per evaluation; best.ckpt is the most successful (among those the guard admits).
+    guard_tasks: tasks the deterministic policy is also evaluated on at each evaluation
+        (eval_episodes each, in the same scene), e.g. the clean `lift` beside
+        `lift_perturbed`: GAIL improves the task it interacts in and can lose the nominal
+        one unnoticed (run WTF2's last.ckpt: +30 points on lift_perturbed, -8 on lift).
+    guard_max_drop: best.ckpt is chosen only among evaluations whose success on every
+        guard task is at least the first evaluation's (the initial policy's) minus this.
     overlap_rollouts: with the SAC learner and 2+ workers, collect the next batch (with
         the weights from before this batch's updates) while the learner trains on this one.
     explore_perturbation: [low, high]: each exploring episode draws the strength of the
@@ -335,6 +341,8 @@ class GailConfig:
     reward_source: str = "discriminator"
     eval_every: int = 10_000
     eval_episodes: int = 20
+    guard_tasks: list[str] = field(default_factory=list)
+    guard_max_drop: float = 0.05
     overlap_rollouts: bool = True
     explore_perturbation: list[float] = field(default_factory=lambda: [1.0, 1.0])
     record_action: str = "commanded"
@@ -365,6 +373,8 @@ class GailConfig:
             )
         if self.eval_episodes < 1:
             raise VismanipError(f"eval_episodes must be at least 1, not {self.eval_episodes}")
+        if not 0 <= self.guard_max_drop <= 1:
+            raise VismanipError(f"guard_max_drop must be in [0, 1], not {self.guard_max_drop}")
         if not 0 <= self.learner.demo_fraction < 1:
             raise VismanipError(
                 f"learner.demo_fraction must be in [0, 1), not {self.learner.demo_fraction}"

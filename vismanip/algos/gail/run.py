@@ -97,6 +97,16 @@ class GailRun:
             )
         randomization = config.randomization if config.randomization.enabled() else None
         self.scene = Scene(env, randomization)
+        self.guard_scenes = {
+            task: Scene(replace(env, task=task), randomization) for task in config.guard_tasks
+        }
+        for task in config.guard_tasks:
+            guard, own = task_spec(task).env_name, task_spec(env.task).env_name
+            if guard != own:
+                raise VismanipError(
+                    f"guard task {task!r} runs robosuite's {guard}, not {own} like the task "
+                    f"{env.task!r}: guard_tasks must be variants of the same scene"
+                )
         # What best.ckpt carries: export parity-checks on the demos.
         self.train_config = {**self.init_train, "data": self.demos, "gail": asdict(config)}
 
@@ -344,17 +354,11 @@ class GailRun:
         self.tensorboard.log_metrics(metrics, step=env_steps)
 
     def _evaluate(self, runner: EpisodeRunner, progress: _Progress) -> None:
-        """The deterministic policy (what eval and export use) on the selection stream's episodes."""
+        """The deterministic policy (what eval and export use) on the selection stream's
+        episodes, in the interaction scene and on each guard task; best.ckpt follows the
+        interaction scene's success among the evaluations the guard admits."""
         runner.set_policy(PolicyWeights.of(self.policy))
-        summary = run_evaluation(
-            runner,
-            self.scene,
-            self.config.eval_episodes,
-            self.config.seed,
-            show_progress=False,
-            desc="evaluate",
-            for_selection=True,  # best.ckpt is chosen here: not on `vismanip eval`'s episodes
-        ).summary
+        summary = self._success(runner, self.scene)
         entry = {
             "env_steps": progress.env_steps,
             "iteration": progress.iteration,
@@ -363,16 +367,58 @@ class GailRun:
             "success_ci95": summary["success_ci95"],
             "episode_length": summary["episode_length"],
         }
+        if self.guard_scenes:
+            entry["guard_tasks"] = {
+                task: {key: result[key] for key in ("success_rate", "success_ci95")}
+                for task, scene in self.guard_scenes.items()
+                for result in [self._success(runner, scene)]
+            }
         recent = progress.iterations[-1] if progress.iterations else {}
         for key in ("disc_accuracy_expert", "disc_accuracy_policy", "reward", "exploration_std"):
             if key in recent:
                 entry[key] = recent[key]
         progress.history.append(entry)
         progress.last_eval = progress.env_steps
-        self._log({"eval/success_rate": summary["success_rate"]}, progress.env_steps)
-        if summary["success_rate"] > progress.best_success or not (self.dir / "best.ckpt").exists():
+        self._log(
+            {
+                "eval/success_rate": summary["success_rate"],
+                **{
+                    f"eval/{task}/success_rate": guard["success_rate"]
+                    for task, guard in entry.get("guard_tasks", {}).items()
+                },
+            },
+            progress.env_steps,
+        )
+        better = summary["success_rate"] > progress.best_success
+        if (better and self._guard_admits(entry, progress.history[0])) or not (
+            self.dir / "best.ckpt"
+        ).exists():
             progress.best_success = summary["success_rate"]
+            progress.best_env_steps = progress.env_steps
             save_policy(self.dir / "best.ckpt", self.policy, self.checkpoint_env, self.train_config)
+
+    def _success(self, runner: EpisodeRunner, scene: Scene) -> dict:
+        return run_evaluation(
+            runner,
+            scene,
+            self.config.eval_episodes,
+            self.config.seed,
+            show_progress=False,
+            desc="evaluate",
+            for_selection=True,  # best.ckpt is chosen here: not on `vismanip eval`'s episodes
+        ).summary
+
+    def _guard_admits(self, entry: dict, start: dict) -> bool:
+        """Whether every guard task's success is within `guard_max_drop` of the start's."""
+        floor = {
+            task: guard["success_rate"] - self.config.guard_max_drop
+            for task, guard in start.get("guard_tasks", {}).items()
+        }
+        return all(
+            guard["success_rate"] >= floor[task] - 1e-9  # (rates are k / episodes)
+            for task, guard in entry.get("guard_tasks", {}).items()
+            if task in floor
+        )
 
     # ------------------------------------------------------------------ records
     def _save(self, learner: Learner, progress: _Progress) -> None:
@@ -392,12 +438,14 @@ class GailRun:
         save_policy(self.dir / "last.ckpt", self.policy, self.checkpoint_env, self.train_config)
         record = {
             "task": self.env_config.task,
+            "guard_tasks": list(self.config.guard_tasks),
+            "best_env_steps": progress.best_env_steps,
             "evaluations": progress.history,
             "iterations": progress.iterations,
         }
         write_text_atomic(self.dir / "gail.json", json.dumps(record, indent=2))
         write_metrics(self.dir / "logs" / "metrics.csv", _metric_rows(progress))
-        (self.dir / "gail.md").write_text(gail_table(progress.history))
+        (self.dir / "gail.md").write_text(gail_table(progress.history, progress.best_env_steps))
         plot_gail(progress.history, progress.iterations, self.dir / "gail.png")
         write_html_report(self.dir, f"GAIL on {self.env_config.task}: {self.dir}")
 
@@ -457,7 +505,14 @@ def _metric_rows(progress: _Progress) -> list[dict[str, str]]:
         for i in progress.iterations
     ]
     rows += [
-        {"step": str(e["env_steps"]), "eval/success_rate": str(e["success_rate"])}
+        {
+            "step": str(e["env_steps"]),
+            "eval/success_rate": str(e["success_rate"]),
+            **{
+                f"eval/{task}/success_rate": str(guard["success_rate"])
+                for task, guard in e.get("guard_tasks", {}).items()
+            },
+        }
         for e in progress.history
     ]
     return sorted(rows, key=lambda row: int(row["step"]))
@@ -472,6 +527,7 @@ class _Progress:
     wall_time: float = 0.0
     last_eval: int = -1
     best_success: float = -1.0
+    best_env_steps: int = -1  # the evaluation best.ckpt holds
     history: list[dict] = field(default_factory=list)  # one entry per evaluation
     iterations: list[dict] = field(default_factory=list)  # learner statistics per iteration
 
