@@ -428,6 +428,15 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     iterations = json.loads((frames_run / "gail.json").read_text())["iterations"]
     assert "disc_accuracy_expert" in iterations[-1]
 
+    # The on-policy learner: its episodes carry each draw before the tanh for PPO's ratio.
+    ppo_run = tmp_path / "gail_ppo"
+    short_run(
+        ppo_run, "lift", "learner.type=ppo", "learner.actor_start_steps=0",
+        "learner.ppo.minibatch_size=64",
+    )  # fmt: skip
+    iterations = json.loads((ppo_run / "gail.json").read_text())["iterations"]
+    assert iterations[-1]["ppo_minibatches_run"] == 1.0 and iterations[-1]["ppo_kl"] > 0
+
     # The whole policy from frames (`learner.end_to_end`): the replay keeps the policy's
     # own inputs, and the camera encoder moves off BC's.
     e2e_run = tmp_path / "gail_e2e"
@@ -462,11 +471,13 @@ def test_ppo_learner_trains_on_whole_episodes():
             episode_td(
                 rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32),
                 (-1.0 + 0.3 * rng.normal(size=(steps + 1, OBS_DIM))).astype(np.float32),
-                rng.uniform(-0.9, 0.9, size=(steps, 7)).astype(np.float32),
+                np.tanh(drawn),
+                drawn,
                 success,
                 np.zeros(steps, dtype=np.float32),
             )
             for steps, success in ((40, True), (60, False))
+            for drawn in [rng.normal(size=(steps, 7)).astype(np.float32)]
         ]
     )
     assert episodes["next", "terminated"].sum() == 1 and episodes["next", "done"].sum() == 2
@@ -490,6 +501,39 @@ def test_ppo_learner_trains_on_whole_episodes():
     assert stopped["ppo_kl"] <= 1.5e-6  # no step was taken past the target
 
 
+def test_ppo_takes_its_ratio_at_the_draw_before_the_tanh():
+    """A draw far into the tanh's saturation is stored as exactly 1.0 (float32); PPO's
+    log-probability is its own Gaussian density before the tanh, not the density of
+    atanh(clamped 1.0) = 7.25, so a small move of the mean changes it little."""
+    from vismanip.algos.gail.learner import PpoGailLearner
+    from vismanip.algos.gail.transitions import episode_td
+
+    torch.manual_seed(0)
+    config = GailConfig()
+    config.learner.type = "ppo"
+    learner = PpoGailLearner(tiny_policy(), OBS_DIM, toy_transitions(50, 1.0, 0.5, 0), config)
+    steps, rng = 30, np.random.default_rng(4)
+    features = rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32)
+    with torch.no_grad():
+        learner.policy.head.bias[:] = 20.0  # deep in the saturation on every dimension
+        loc, scale = learner.head(torch.as_tensor(features[:-1]))
+    drawn = (loc + scale * torch.randn(loc.shape)).numpy()
+    stored = np.tanh(drawn).astype(np.float32)
+    assert (stored == 1.0).all()
+    batch = episode_td(
+        features, np.zeros((steps + 1, OBS_DIM), np.float32), stored, drawn, False,
+        np.zeros(steps, np.float32),
+    )  # fmt: skip
+    learner.prepare(batch)
+    own = torch.distributions.Normal(loc, scale).log_prob(torch.as_tensor(drawn)).sum(-1)
+    torch.testing.assert_close(batch["action_log_prob"], own)
+    with torch.no_grad():
+        learner.policy.head.bias[:] = 20.001
+    kl = float(learner.ppo_loss(batch)["kl_approx"])
+    assert 0 < kl < 1e-3  # ~ 7 x 0.001**2 / (2 x 0.3**2) = 4e-5 nats at the true draws
+    # (through atanh of the clamped 1.0, the same move gave ~0.4 nats)
+
+
 def test_ppo_objective_stays_bounded_when_the_policy_sharpens():
     """With a negative advantage PPO's clipped objective does not bound the new/old ratio:
     a policy whose std shrinks around its own draws multiplies their density per action
@@ -507,6 +551,7 @@ def test_ppo_objective_stays_bounded_when_the_policy_sharpens():
         rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32),
         (-1.0 + 0.3 * rng.normal(size=(steps + 1, OBS_DIM))).astype(np.float32),
         np.zeros((steps, 7), dtype=np.float32),
+        np.zeros((steps, 7), dtype=np.float32),
         False,
         np.zeros(steps, dtype=np.float32),
     )
@@ -516,7 +561,8 @@ def test_ppo_objective_stays_bounded_when_the_policy_sharpens():
         learner = PpoGailLearner(tiny_policy(), OBS_DIM, expert, config)
         rows = batch.clone()
         with torch.no_grad():  # the draws sit at the policy's own mean
-            rows["action"] = torch.tanh(learner.head(rows["features"])[0])
+            rows["pre_tanh_action"] = learner.head(rows["features"])[0]
+            rows["action"] = torch.tanh(rows["pre_tanh_action"])
         learner.prepare(rows)
         with torch.no_grad():
             learner.head.log_std.sub_(2.0)  # std / 7.4 on each of 7 dimensions

@@ -38,7 +38,12 @@ from vismanip.sim2real.augmentation import AugmentationConfig, kornia_pipeline
 ensure_gl_backend()
 
 from torchrl.data import LazyTensorStorage, ReplayBuffer  # noqa: E402
-from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator  # noqa: E402
+from torchrl.modules import (  # noqa: E402
+    IndependentNormal,
+    ProbabilisticActor,
+    TanhNormal,
+    ValueOperator,
+)
 from torchrl.objectives import (  # noqa: E402
     ClipPPOLoss,
     GAILLoss,
@@ -223,15 +228,18 @@ class AdversarialLearner(nn.Module):
             if isinstance(value, torch.optim.Optimizer)
         }
 
-    def make_actor(self, also_reads: tuple[str, ...] = ()) -> ProbabilisticActor:
+    def make_actor(
+        self, also_reads: tuple[str, ...] = (), squashed: bool = True
+    ) -> ProbabilisticActor:
         """The stochastic actor torchrl's losses take: a tanh-squashed Gaussian around the
-        policy's (pre-tanh) action, reading the frozen encoder's output ("features").
+        policy's (pre-tanh) action, reading the frozen encoder's output ("features"); with
+        `squashed=False` the Gaussian of the draw before the tanh (`PpoGailLearner`).
         `also_reads`: keys the actor declares but ignores (`IqlGailLearner`)."""
         head: nn.Module = IgnoringExtraInputs(self.head) if also_reads else self.head
         return ProbabilisticActor(
             TensorDictModule(head, ["features", *also_reads], ["loc", "scale"]),
             in_keys=["loc", "scale"],
-            distribution_class=TanhNormal,
+            distribution_class=TanhNormal if squashed else IndependentNormal,
         )
 
     def _d_state(self, td: TensorDict) -> Tensor:
@@ -683,6 +691,12 @@ class PpoGailLearner(AdversarialLearner):
 
     Episodes end at the goal as terminal steps (no absorbing states: on-policy GAE needs no
     bootstrapping past the goal) and at the horizon as truncations, which bootstrap.
+    The ratio is taken on each step's draw before the tanh ("pre_tanh_action"), under the
+    Gaussian the policy drew it from: the tanh's Jacobian is the same under the old and
+    the new policy and cancels. Taken back through atanh of the stored action instead,
+    a draw beyond |u| ~ 7 (float32 rounds its tanh to +-1) lands at the clamp's 7.25,
+    many stds from where it was drawn, and a tiny move of the mean changes its
+    log-probability a lot (`scripts/ppo_saturation.py`).
     """
 
     def __init__(
@@ -698,7 +712,7 @@ class PpoGailLearner(AdversarialLearner):
         ppo, learner = config.learner.ppo, config.learner
         value = ValueOperator(mlp([self.input_dim, *ppo.value_hidden, 1]), in_keys=["observation"])
         self.ppo_loss = ClipPPOLoss(
-            self.make_actor(),
+            self.make_actor(squashed=False),
             value,
             clip_epsilon=ppo.clip,
             entropy_bonus=ppo.entropy_coef > 0,
@@ -706,19 +720,19 @@ class PpoGailLearner(AdversarialLearner):
             normalize_advantage=True,
             max_importance_ratio=ppo.max_ratio,
         )
+        self.ppo_loss.set_keys(action="pre_tanh_action")
         self.gae = GAE(gamma=learner.gamma, lmbda=ppo.lmbda, value_network=value)
         self.actor_optim = torch.optim.Adam(self.actor_parameters, lr=learner.actor_lr)
         self.critic_optim = torch.optim.Adam(value.parameters(), lr=learner.critic_lr)
 
     @torch.no_grad()
     def prepare(self, batch: TensorDict) -> None:
-        """D's rewards, GAE's advantages and the sampling policy's log-probabilities, in place
-        (at actions moved inside (-1, 1): tanh's inverse is infinite at a draw that float32
-        rounded to +-1)."""
+        """D's rewards, GAE's advantages and the sampling policy's log-probabilities of its
+        draws before the tanh, in place."""
         batch["next", "reward"] = self.reward(batch)
         self.gae(batch)
         dist = self.ppo_loss.actor_network.get_dist(batch)
-        batch["action_log_prob"] = dist.log_prob(batch["action"].clamp(-1 + EPS, 1 - EPS))
+        batch["action_log_prob"] = dist.log_prob(batch["pre_tanh_action"])
 
     def update_on(self, episodes: TensorDict, train_actor: bool = True) -> dict[str, float]:
         """`ppo.disc_epochs` passes of D steps against the expert, then `ppo.epochs` passes

@@ -126,6 +126,8 @@ class Transitions:
     frames: np.ndarray | None = None  # (T + 1, C, S, S) uint8: D's frames (`disc.input=image`)
     # {key: (T + 1, ...)}: the policy's camera images and proprio (`learner.end_to_end`)
     policy_obs: dict[str, np.ndarray] | None = None
+    # (T, 7): the draws before the tanh (exploring before it: PPO's ratio is taken there)
+    pre_tanh_actions: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -188,6 +190,8 @@ class GailEpisode:
                 "features": encoding[0].numpy(),
                 "state": privileged_state(obs, object_key),
             }
+            if not self.after_tanh:
+                extras["pre_tanh"] = mean + draw
             if self.frame_size:
                 extras["frames"] = self._frames(policy, obs)
             if self.policy_inputs:
@@ -223,6 +227,7 @@ class GailEpisode:
             episode.success,
             frames,
             policy_obs,
+            None if self.after_tanh else np.asarray(episode.extras["pre_tanh"], np.float32),
         )
 
     def _frames(self, policy: ImagePolicy, obs: dict) -> np.ndarray:

@@ -309,12 +309,20 @@ class GailRun:
         train_actor = env_steps >= learner_config.actor_start_steps
         learner.train()
         if isinstance(learner, PpoGailLearner):
-            episodes = [
-                episode_td(
-                    e.features, self._observations(e), e.actions, e.success, e.rewards, e.frames
+            episodes = []
+            for e in batch:
+                assert e.pre_tanh_actions is not None  # (PPO explores before the tanh: check())
+                episodes.append(
+                    episode_td(
+                        e.features,
+                        self._observations(e),
+                        e.actions,
+                        e.pre_tanh_actions,
+                        e.success,
+                        e.rewards,
+                        e.frames,
+                    )
                 )
-                for e in batch
-            ]
             return learner.update_on(cast(TensorDict, torch.cat(episodes)), train_actor)
         assert isinstance(learner, GailLearner)
         shard = cast(

@@ -80,13 +80,15 @@ def episode_td(
     features: np.ndarray,
     observations: np.ndarray,
     actions: np.ndarray,
+    pre_tanh_actions: np.ndarray,
     success: bool,
     rewards: np.ndarray,
     frames: np.ndarray | None = None,
 ) -> TensorDict:
     """One episode for on-policy learning (PPO + GAE): the goal is a terminal step, the
     horizon a truncation (done, not terminated: GAE bootstraps there). Observations carry
-    the same (always 0) absorbing indicator as `transitions_td`'s, so D reads one shape."""
+    the same (always 0) absorbing indicator as `transitions_td`'s, so D reads one shape.
+    `pre_tanh_actions`: the policy's draws before the tanh, where PPO takes its ratio."""
     steps = len(actions)
     obs = absorbing(torch.as_tensor(observations))
     end = torch.zeros(steps, 1, dtype=torch.bool)
@@ -95,6 +97,7 @@ def episode_td(
         "features": torch.as_tensor(features)[:-1],
         "observation": obs[:-1],
         "action": torch.as_tensor(actions),
+        "pre_tanh_action": torch.as_tensor(pre_tanh_actions),
         "task_reward": torch.as_tensor(rewards)[:, None],
         ("next", "features"): torch.as_tensor(features)[1:],
         ("next", "observation"): obs[1:],
