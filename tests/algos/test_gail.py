@@ -128,6 +128,39 @@ def test_expert_frames_are_the_demos_cameras_downsampled(tiny_dataset):
     assert "frames" not in expert_transitions(str(path), policy, "lift", "features").keys()
 
 
+def test_augmented_copies_give_the_actor_augmented_demo_features(tiny_dataset):
+    """learner.demo_augmented_copies: each demo transition k times, its features encoded
+    from augmented frames each time; D's observation stays the plain frames' features."""
+    from vismanip.algos.gail.expert import expert_transitions
+    from vismanip.sim2real.augmentation import AugmentationConfig, KorniaAugment
+
+    path, _ = tiny_dataset
+    policy = tiny_policy().eval()
+    plain = expert_transitions(str(path), policy, "lift", "features")
+    torch.manual_seed(0)
+    augment = KorniaAugment(AugmentationConfig(), policy.image_size, len(policy.image_keys))
+    copies = expert_transitions(
+        str(path), policy, "lift", "features", augmented_copies=2, augment=augment
+    )
+    assert len(copies) == 2 * len(plain)
+    rows = 6  # demo 0: 5 steps and its absorbing loop, then its second copy
+    first, second = copies[:rows], copies[rows : 2 * rows]
+    torch.testing.assert_close(first["observation"], plain[:rows]["observation"])
+    torch.testing.assert_close(second["observation"], plain[:rows]["observation"])
+    torch.testing.assert_close(first["action"], second["action"])
+    real = first["observation"][:, -1] == 0  # (the absorbing loop's features are zeros)
+    assert not torch.allclose(first["features"][real], plain[:rows]["features"][real])
+    assert not torch.allclose(first["features"][real], second["features"][real])
+    proprio = slice(-3, None)  # the tiny policy's robot0_eef_pos: not augmented
+    torch.testing.assert_close(first["features"][:, proprio], second["features"][:, proprio])
+
+    config = GailConfig()
+    config.learner.demo_augmented_copies = 4
+    config.disc.input = "image"
+    with pytest.raises(VismanipError, match="demo_augmented_copies needs"):
+        config.check()
+
+
 def test_demo_fraction_puts_demos_in_the_critics_batches(monkeypatch):
     torch.manual_seed(0)
     learner = toy_learner()

@@ -238,6 +238,15 @@ class LearnerConfig:
     gripper_flip_steps: how long one reversal lasts (the finger target moves 0.2 of its
         range per step: 10 steps from closed to open).
     end_to_end: the whole policy, encoders included, trained from frames (`EndToEndConfig`).
+    demo_augmented_copies: k > 0: the demos' features, the actor's input wherever it
+        learns on demo states (the BC term, IQL's regression, the critics' demo half), are
+        encoded k times, each from the frames augmented as the BC checkpoint was trained
+        (its `augmentation`: DrQ's random shift by default), instead of once from the
+        plain frames. BC's head learned on augmented features; the BC term on the plain
+        frames' features is many more passes over 600 demos' exact features, which keeps
+        the demos' objects and loses the others (experiment 2, E2X: the BC term alone took
+        novel objects from 26% to 10%). k x the demos' features in memory. 0: off (every
+        measured run).
     threads: torch threads for the updates. 1 by default: the rollout workers share the
         cores, and oversubscribed threads ran an update 7x slower here (914 vs 125 ms,
         2 threads vs 1, on a loaded 2-core machine).
@@ -272,6 +281,7 @@ class LearnerConfig:
     ppo: PpoConfig = field(default_factory=PpoConfig)
     iql: IqlConfig = field(default_factory=IqlConfig)
     end_to_end: EndToEndConfig = field(default_factory=EndToEndConfig)
+    demo_augmented_copies: int = 0
 
 
 @dataclass
@@ -497,6 +507,16 @@ class GailConfig:
             raise VismanipError(
                 "learner.end_to_end.steps > 0 needs learner.type=iql and disc.input=state, "
                 f"not {self.learner.type} and {self.disc.input}"
+            )
+        copies = self.learner.demo_augmented_copies
+        if copies < 0:
+            raise VismanipError(f"learner.demo_augmented_copies must be >= 0, not {copies}")
+        if copies and (end_to_end.steps or self.disc.input == "image"):
+            # Those keep frames or images per demo transition: k copies of them would
+            # multiply the largest arrays of the run.
+            raise VismanipError(
+                "learner.demo_augmented_copies needs learner.end_to_end.steps=0 and "
+                f"disc.input state or features, not {end_to_end.steps} and {self.disc.input}"
             )
         if not 0 < self.learner.init_std <= 2.7:
             raise VismanipError(

@@ -21,6 +21,7 @@ from vismanip.data.validate import require_valid_dataset
 from vismanip.envs.tasks import task_spec
 from vismanip.errors import VismanipError
 from vismanip.policies import ImagePolicy
+from vismanip.policies.modeling_image_policy import ImageTransform
 
 ENCODE_BATCH = 256
 
@@ -61,10 +62,15 @@ def expert_transitions(
     disc_input: str,
     frame_size: int = 0,
     policy_inputs: bool = False,
+    augmented_copies: int = 0,
+    augment: ImageTransform | None = None,
 ) -> TensorDict:
     """Every demo of `path` as transitions (features, observation, action, next ...; with
     `frame_size`, D's frames at that size; with `policy_inputs`, the policy's own inputs
-    for `learner.end_to_end`); `check_demos` first."""
+    for `learner.end_to_end`); `check_demos` first. With `augmented_copies` k > 0, each
+    transition appears k times, its features (the actor's input) encoded from frames
+    passed through `augment` anew each time; D's observation stays the plain frames' (a D
+    on features must not tell demos from rollouts by the augmentation)."""
     object_key = task_spec(task).object_key
     keys = [*policy.image_keys, *policy.lowdim_keys]
     needed_state = state_keys(object_key) if disc_input == "state" else []
@@ -96,15 +102,7 @@ def expert_transitions(
             for key, value in last_obs[i].items()
             if key in keys
         }
-        features = torch.cat(
-            [
-                *(
-                    policy.encode({k: v[j : j + ENCODE_BATCH] for k, v in batch["obs"].items()})
-                    for j in range(0, steps, ENCODE_BATCH)
-                ),
-                policy.encode(final),
-            ]
-        ).numpy()
+        features = _encode(policy, batch["obs"], final)
         frames = None
         if frame_size:
             frames = torch.cat(
@@ -132,15 +130,34 @@ def expert_transitions(
             observations = features
         success_step = np.zeros(steps, dtype=bool)
         success_step[-1] = success[i]
-        episodes.append(
-            transitions_td(
-                features,
-                observations.astype(np.float32),
-                batch["actions"].numpy(),
-                success_step,
-                np.asarray(rewards[i], dtype=np.float32),
-                frames,
-                policy_obs,
+        for actor_input in [
+            _encode(policy, batch["obs"], final, augment) for _ in range(augmented_copies)
+        ] or [features]:
+            episodes.append(
+                transitions_td(
+                    actor_input,
+                    observations.astype(np.float32),
+                    batch["actions"].numpy(),
+                    success_step,
+                    np.asarray(rewards[i], dtype=np.float32),
+                    frames,
+                    policy_obs,
+                )
             )
-        )
     return torch.cat(episodes)
+
+
+def _encode(
+    policy: ImagePolicy,
+    obs: dict[str, torch.Tensor],
+    final: dict[str, torch.Tensor],
+    augment: ImageTransform | None = None,
+) -> np.ndarray:
+    """One demo's T + 1 observations (its steps' and the final one) through the frozen
+    encoder, in batches, with the images passed through `augment` if given."""
+    steps = len(next(iter(obs.values())))
+    parts = [
+        policy.encode({k: v[j : j + ENCODE_BATCH] for k, v in obs.items()}, augment)
+        for j in range(0, steps, ENCODE_BATCH)
+    ]
+    return torch.cat([*parts, policy.encode(final, augment)]).numpy()

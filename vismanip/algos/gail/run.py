@@ -130,6 +130,8 @@ class GailRun:
             config.disc.input,
             self.frame_size,
             policy_inputs=self.end_to_end,
+            augmented_copies=config.learner.demo_augmented_copies,
+            augment=self._image_augmentation() if config.learner.demo_augmented_copies else None,
         )
         observation_dim = STATE_DIM if config.disc.input == "state" else self.feature_dim
         kind = {"sac": GailLearner, "iql": IqlGailLearner, "ppo": PpoGailLearner}[
