@@ -378,11 +378,13 @@ class GailRun:
             "episode_length": summary["episode_length"],
         }
         if self.guard_scenes:
-            entry["guard_tasks"] = {
-                task: {key: result[key] for key in ("success_rate", "success_ci95")}
-                for task, scene in self.guard_scenes.items()
-                for result in [self._success(runner, scene)]
-            }
+            entry["guard_tasks"] = {}
+            for task, scene in self.guard_scenes.items():
+                guard = self._success(runner, scene)
+                entry["guard_tasks"][task] = {
+                    "success_rate": guard["success_rate"],
+                    "success_ci95": guard["success_ci95"],
+                }
         recent = progress.iterations[-1] if progress.iterations else {}
         for key in ("disc_accuracy_expert", "disc_accuracy_policy", "reward", "exploration_std"):
             if key in recent:
