@@ -255,7 +255,6 @@ def gail_table(history: list[dict], best_env_steps: int = -1) -> str:
         "|---:|---:|---:|" + "---:|" * len(guard_tasks) + "---:|---:|---:|---:|",
     ]
     for h in history:
-        low, high = h["success_ci95"]
         guards = "".join(
             f"{_percent_ci(h['guard_tasks'][task])} | "
             if task in h.get("guard_tasks", {})
@@ -273,9 +272,8 @@ def gail_table(history: list[dict], best_env_steps: int = -1) -> str:
         reward = f"{h['reward']:.2f}" if "reward" in h else "–"
         std = f"{h['exploration_std']:.3f}" if "exploration_std" in h else "–"
         lines.append(
-            f"| {steps} | {h['wall_time_s'] / 60:.0f} min | {100 * h['success_rate']:.0f}% "
-            f"({100 * low:.0f}–{100 * high:.0f}%) | {guards}{h['episode_length']:.0f} | {accuracy} "
-            f"| {reward} | {std} |"
+            f"| {steps} | {h['wall_time_s'] / 60:.0f} min | {_percent_ci(h)} | {guards}"
+            f"{h['episode_length']:.0f} | {accuracy} | {reward} | {std} |"
         )
     return "\n".join(lines) + "\n"
 
