@@ -102,7 +102,6 @@ def expert_transitions(
             for key, value in last_obs[i].items()
             if key in keys
         }
-        features = _encode(policy, batch["obs"], final)
         frames = None
         if frame_size:
             frames = torch.cat(
@@ -126,13 +125,18 @@ def expert_transitions(
                     privileged_state(last_obs[i], object_key)[None],
                 ]
             )
-        else:
-            observations = features
+        else:  # D on features reads the plain frames' features, never an augmented copy
+            observations = _encode(policy, batch["obs"], final)
+        actor_inputs = [
+            _encode(policy, batch["obs"], final, augment) for _ in range(augmented_copies)
+        ]
+        if not actor_inputs:  # the plain features (computed above unless D reads the state)
+            actor_inputs = [
+                _encode(policy, batch["obs"], final) if disc_input == "state" else observations
+            ]
         success_step = np.zeros(steps, dtype=bool)
         success_step[-1] = success[i]
-        for actor_input in [
-            _encode(policy, batch["obs"], final, augment) for _ in range(augmented_copies)
-        ] or [features]:
+        for actor_input in actor_inputs:
             episodes.append(
                 transitions_td(
                     actor_input,
