@@ -127,13 +127,14 @@ def expert_transitions(
             )
         else:  # D on features reads the plain frames' features, never an augmented copy
             observations = _encode(policy, batch["obs"], final)
-        actor_inputs = [
-            _encode(policy, batch["obs"], final, augment) for _ in range(augmented_copies)
-        ]
-        if not actor_inputs:  # the plain features (computed above unless D reads the state)
+        if augmented_copies:
             actor_inputs = [
-                _encode(policy, batch["obs"], final) if disc_input == "state" else observations
+                _encode(policy, batch["obs"], final, augment) for _ in range(augmented_copies)
             ]
+        elif disc_input == "state":
+            actor_inputs = [_encode(policy, batch["obs"], final)]
+        else:  # D's features are the actor's input
+            actor_inputs = [observations]
         success_step = np.zeros(steps, dtype=bool)
         success_step[-1] = success[i]
         for actor_input in actor_inputs:
