@@ -1140,3 +1140,58 @@ def test_end_to_end_needs_iql_on_the_state():
     config.learner.end_to_end.batch_size = 1
     with pytest.raises(VismanipError, match="learner.end_to_end needs"):
         config.check()
+
+
+def test_the_anchor_holds_the_actor_near_its_start_on_the_replays_states():
+    """`learner.anchor_weight`: the same advantage-weighted pull as above moves the policy
+    far less with the anchor on; the anchor's term is 0 at the start and is saved with
+    the learner (a resumed run keeps its own start); PPO and end-to-end refuse it."""
+    from vismanip.algos.gail.learner import IqlGailLearner
+
+    rng = np.random.default_rng(0)
+    steps = 200
+    features = rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32)
+    states = rng.normal(size=(steps + 1, OBS_DIM)).astype(np.float32)
+    actions = np.zeros((steps, 7), np.float32)
+    actions[:, 0] = np.where(np.arange(steps) % 2 == 0, 0.5, -0.5)
+    rewards = (actions[:, 0] > 0).astype(np.float32)
+    replay = transitions_td(features, states, actions, np.zeros(steps, bool), rewards)
+    encodings = torch.as_tensor(features[:-1])
+
+    def moved(anchor_weight: float) -> tuple[float, list[dict], IqlGailLearner]:
+        torch.manual_seed(0)
+        config = GailConfig()
+        config.learner.type, config.reward_source = "iql", "success"
+        config.learner.batch_size, config.learner.bc_weight = 32, 0.0
+        config.learner.anchor_weight = anchor_weight
+        config.learner.actor_lr = config.learner.critic_lr = 3e-3
+        config.learner.critic_hidden = config.learner.iql.value_hidden = [32]
+        learner = IqlGailLearner(tiny_policy(), OBS_DIM, replay.clone(), config)
+        learner.add(replay)
+        with torch.no_grad():
+            start = torch.tanh(learner.policy.action_mean(encodings))
+        history = [learner.update() for _ in range(250)]
+        with torch.no_grad():
+            end = torch.tanh(learner.policy.action_mean(encodings))
+        return float((end - start).abs().mean()), history, learner
+
+    free, _, _ = moved(0.0)
+    held, history, learner = moved(30.0)
+    assert held < 0.5 * free
+    assert history[0]["anchor_loss"] == 0.0 < history[-1]["anchor_loss"]
+    assert any(key.startswith("anchor.") for key in learner.state_dict())
+    for key, value in [("learner.type", "ppo"), ("learner.end_to_end.steps", 4)]:
+        config = GailConfig()
+        config.learner.type, config.learner.anchor_weight = "iql", 1.0
+        set_dotted(config, key, value)
+        with pytest.raises(VismanipError, match="learner.anchor_weight needs"):
+            config.check()
+
+
+def set_dotted(config: GailConfig, dotted: str, value: object) -> None:
+    """Set a nested config field by its dotted name."""
+    *sections, name = dotted.split(".")
+    target: object = config
+    for section in sections:
+        target = getattr(target, section)
+    setattr(target, name, value)

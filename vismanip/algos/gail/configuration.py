@@ -189,6 +189,15 @@ class LearnerConfig:
         twin targets) values the demo's action above the policy's own, as ROT filters it
         (after Nair et al. 2018): where the critic has learned something better, BC stops
         holding the policy back. sac and iql only (PPO's critic values states).
+    anchor_weight: weight of a term that keeps the deterministic action near the starting
+        (BC) policy's on the replay's own states (mean squared error to what the start
+        would do there), sac and iql on frozen encoders only; 0: off. The BC term anchors
+        the policy on the demos' states only, and in experiment 2 those hold none of the
+        novel objects GAIL meets: there every update (the BC term's, the advantage-weighted
+        one's) moved the policy with nothing holding what BC did on novel objects, and
+        they fell (E2N, E2NA). A KL-to-reference term as in fine-tuning a pretrained policy
+        with RL (Rajeswaran et al. 2018's DAPG decays its demo term; RLHF keeps a KL to the
+        start), on the states the policy visits.
     rl_weight: weight of SAC's actor term (entropy and value) in the actor's loss; 0
         trains the actor on the BC term alone, with everything else the same: the control
         that says what the RL term does to the policy.
@@ -265,6 +274,7 @@ class LearnerConfig:
     entropy: bool = True
     bc_weight: float = 1.0
     bc_q_filter: bool = False
+    anchor_weight: float = 0.0
     rl_weight: float = 1.0
     replay_size: int = 300_000
     warmup_steps: int = 2_000
@@ -426,6 +436,17 @@ class GailConfig:
         if self.learner.bc_q_filter and self.learner.type == "ppo":
             raise VismanipError(
                 "learner.bc_q_filter needs a critic of actions: learner.type=sac or iql"
+            )
+        if self.learner.anchor_weight < 0:
+            raise VismanipError(
+                f"learner.anchor_weight must be >= 0, not {self.learner.anchor_weight}"
+            )
+        if self.learner.anchor_weight > 0 and (
+            self.learner.type == "ppo" or self.learner.end_to_end.steps > 0
+        ):
+            raise VismanipError(
+                "learner.anchor_weight needs learner.type=sac or iql on the frozen encoder "
+                "(learner.end_to_end.steps=0)"
             )
         learner = self.learner
         off_policy_actions = {

@@ -12,6 +12,7 @@ the BC term that keeps the actor near the demos (ROT).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
 
-from vismanip.algos.gail.configuration import GailConfig
+from vismanip.algos.gail.configuration import DiscriminatorConfig, GailConfig
 from vismanip.algos.gail.rollouts import OBJECT_AXES_COLUMNS, RELATIVE_STATE_COLUMNS
 from vismanip.envs.actions import ACTION_DIM
 from vismanip.envs.rendering import ensure_gl_backend
@@ -67,6 +68,20 @@ def mlp(sizes: list[int]) -> nn.Sequential:
         layers += [nn.Linear(inputs, outputs), nn.ReLU()]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)
+
+
+def discriminator_columns(disc: DiscriminatorConfig, observation_dim: int) -> list[int]:
+    """The columns of (observation, absorbing indicator) a D on the state reads: all of
+    them, or with `disc.relative` only what does not place the gripper in the world, and
+    without `disc.object_orientation` not the object's orientation."""
+    columns = (
+        [*RELATIVE_STATE_COLUMNS, observation_dim]
+        if disc.relative
+        else list(range(observation_dim + 1))
+    )
+    if not disc.object_orientation:
+        columns = [column for column in columns if column not in OBJECT_AXES_COLUMNS]
+    return columns
 
 
 class PairNet(nn.Module):
@@ -174,18 +189,9 @@ class AdversarialLearner(nn.Module):
         for parameter in [*policy.encoders.parameters()]:
             # the encoder stays as BC trained it, unless the whole policy learns from frames
             parameter.requires_grad_(config.learner.end_to_end.steps > 0)
-        # What the critics read: the observation plus the absorbing indicator. D reads all of
-        # it, or with `disc.relative` only what does not place the gripper in the world, and
-        # without `disc.object_orientation` not the object's orientation.
+        # What the critics read: the observation plus the absorbing indicator.
         self.input_dim = observation_dim + 1
-        d_columns = (
-            [*RELATIVE_STATE_COLUMNS, observation_dim]
-            if config.disc.relative
-            else list(range(self.input_dim))
-        )
-        if not config.disc.object_orientation:
-            d_columns = [column for column in d_columns if column not in OBJECT_AXES_COLUMNS]
-        self.d_columns = torch.as_tensor(d_columns)
+        self.d_columns = torch.as_tensor(discriminator_columns(config.disc, observation_dim))
         d_dim = len(self.d_columns)
         second = {"state_action": ACTION_DIM, "state_next": d_dim, "state": 0}[config.disc.pairs]
         self.discriminator: nn.Module
@@ -217,6 +223,13 @@ class AdversarialLearner(nn.Module):
             self.head.log_std,
         ]
         self.disc_optim = torch.optim.Adam(self.discriminator.parameters(), lr=config.disc.lr)
+        # The starting policy's trunk and head, frozen: what `learner.anchor_weight` holds
+        # the actor near on the replay's states (saved with the learner, so a resumed run
+        # keeps its own start).
+        self.anchor: nn.Sequential | None = None
+        if config.learner.anchor_weight > 0:
+            self.anchor = copy.deepcopy(nn.Sequential(policy.trunk, policy.head))
+            self.anchor.requires_grad_(False)
         self.expert = expert
         self.updates = 0
 
@@ -326,6 +339,17 @@ class AdversarialLearner(nn.Module):
         demos = expert[real]
         return self._bc_term(demos, torch.tanh(self.policy.action_mean(demos["features"])))
 
+    def _anchor_loss(self, replay: TensorDict) -> Tensor:
+        """Mean squared error of the deterministic action to the starting policy's on the
+        replay's real states (`learner.anchor_weight`); 0 when off."""
+        real = replay["observation"][:, -1] == 0
+        if self.anchor is None or not bool(real.any()):
+            return torch.zeros(())
+        features = replay["features"][real]
+        with torch.no_grad():
+            start = torch.tanh(self.anchor(features))
+        return ((torch.tanh(self.policy.action_mean(features)) - start) ** 2).mean()
+
     def _bc_term(self, demos: TensorDict, predicted: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The BC term from `predicted`, the deterministic action on these real demo
         states (from cached features, or through the encoders in `update_end_to_end`)."""
@@ -334,6 +358,10 @@ class AdversarialLearner(nn.Module):
         if keep is None:
             return errors.mean(), {}
         return (errors * keep).sum() / len(errors), {"bc_q_filter_kept": float(keep.float().mean())}
+
+    def _anchor_stats(self, anchor_loss: Tensor) -> dict[str, float]:
+        """The anchor term's value for the logs, when it is on."""
+        return {"anchor_loss": float(anchor_loss.detach())} if self.anchor is not None else {}
 
     def _bc_filter(self, demos: TensorDict, predicted: Tensor) -> Tensor | None:
         """The demo rows the BC term counts on; None: all of them. Only learners with a
@@ -529,9 +557,12 @@ class GailLearner(AdversarialLearner):
         batch, expert, own, stats = self._sample()
         losses = self.sac_loss(batch)
         bc_loss, bc_stats = self._bc_loss(expert)
+        anchor_loss = self._anchor_loss(batch[:own])
         learner = self.config.learner
         actor_loss = (
-            learner.rl_weight * actor_term(losses["loss_actor"], own) + learner.bc_weight * bc_loss
+            learner.rl_weight * actor_term(losses["loss_actor"], own)
+            + learner.bc_weight * bc_loss
+            + learner.anchor_weight * anchor_loss
         )
         critic_loss = losses["loss_qvalue"].mean()
         alpha_loss = losses["loss_alpha"][:own].mean()  # entropy where the policy acts
@@ -543,6 +574,7 @@ class GailLearner(AdversarialLearner):
             critic_loss=float(critic_loss.detach()),
             actor_loss=float(losses["loss_actor"][:own].detach().mean()),
             bc_loss=float(bc_loss.detach()),
+            **self._anchor_stats(anchor_loss),
             alpha=float(self.sac_loss.log_alpha.detach().exp()),
             reward=float(batch["next", "reward"].mean()),
             exploration_std=float(self.head.log_std.detach().exp().mean()),
@@ -632,14 +664,20 @@ class IqlGailLearner(GailLearner):
         errors = ((predicted - batch["action"]) ** 2).mean(-1)
         rl_loss = (weights * errors).sum() / weights.sum()
         bc_loss, bc_stats = self._bc_loss(expert)
+        anchor_loss = self._anchor_loss(batch[:own])
         learner = self.config.learner
-        actor_loss = learner.rl_weight * rl_loss + learner.bc_weight * bc_loss
+        actor_loss = (
+            learner.rl_weight * rl_loss
+            + learner.bc_weight * bc_loss
+            + learner.anchor_weight * anchor_loss
+        )
         self._step(actor_loss + critic_loss, train_actor, [self.actor_optim])
         stats.update(
             **bc_stats,
             critic_loss=float(critic_loss.detach()),
             actor_loss=float(rl_loss.detach()),
             bc_loss=float(bc_loss.detach()),
+            **self._anchor_stats(anchor_loss),
             advantage_weight_max=float(own_weights.max()),
             advantage_weight_ess=effective_sample_share(own_weights),
             reward=float(batch["next", "reward"].mean()),
