@@ -310,7 +310,7 @@ def plot_gail(history: list[dict], iterations: list[dict], out: Path) -> None:
     axes[0].legend(fontsize=8)
     panels = [
         (axes[1], ["disc_accuracy_expert", "disc_accuracy_policy"], "D accuracy"),
-        (axes[2], ["reward", "critic_loss", "bc_loss"], "reward and losses"),
+        (axes[2], ["reward", "critic_loss", "bc_loss", "anchor_loss"], "reward and losses"),
         (axes[3], ["exploration_std", "alpha"], "exploration"),
     ]
     for axis, keys, label in panels:
