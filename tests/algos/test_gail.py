@@ -649,6 +649,7 @@ class _FakeEnv:
         object_key = "cube"
 
     randomization_events: list = []
+    target_object: str | None = None  # (plain Lift: no object scene)
 
     def __init__(self, steps: int) -> None:
         self.steps, self.left = steps, steps
@@ -1195,3 +1196,21 @@ def set_dotted(config: GailConfig, dotted: str, value: object) -> None:
     for section in sections:
         target = getattr(target, section)
     setattr(target, name, value)
+
+
+def test_exploring_episodes_name_their_target_and_gail_md_counts_them_by_object():
+    """Experiment 2's question "does exploring ever lift a ball?": each exploring episode
+    carries its scene's target object, and gail.md tabulates successes per object."""
+    from types import SimpleNamespace
+
+    from vismanip.algos.gail.rollouts import GailEpisode
+    from vismanip.evaluation.report import exploring_table
+
+    env = _FakeEnv(steps=5)
+    env.target_object = "lemon"
+    worker = SimpleNamespace(policy=tiny_policy().eval(), env=lambda scene: env)
+    assert GailEpisode(0, None, np.zeros(7), noise_seed=1)(worker).target == "lemon"
+    table = exploring_table({"lemon": [1, 4], "ball": [0, 3]})
+    assert "| ball | 0/3 (0%) |" in table and "| lemon | 1/4 (25%) |" in table
+    assert table.index("ball") < table.index("lemon")
+    assert exploring_table({}) == ""

@@ -244,6 +244,24 @@ def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
     plt.close(figure)
 
 
+def exploring_table(by_object: dict[str, list[int]]) -> str:
+    """GAIL's exploring episodes by target object (object scenes): which objects the replay
+    holds successes of, the only ones D's reward can point the policy at. Empty without
+    object scenes."""
+    if not by_object:
+        return ""
+    lines = [
+        "",
+        "## Exploring episodes by target object",
+        "",
+        "| object | successes / episodes |",
+        "|---|---:|",
+    ]
+    for name, (successes, episodes) in sorted(by_object.items()):
+        lines.append(f"| {name} | {successes}/{episodes} ({successes / episodes:.0%}) |")
+    return "\n".join(lines) + "\n"
+
+
 def gail_table(history: list[dict], best_env_steps: int = -1) -> str:
     """One row per evaluation of a GAIL run: success vs env steps (and on each guard
     task), what D saw; the row best.ckpt holds is marked."""

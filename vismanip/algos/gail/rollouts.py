@@ -128,6 +128,7 @@ class Transitions:
     policy_obs: dict[str, np.ndarray] | None = None
     # (T, 7): the draws before the tanh (exploring before it: PPO's ratio is taken there)
     pre_tanh_actions: np.ndarray | None = None
+    target: str = ""  # the scene's target object, in object scenes (`--object-set`)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -228,6 +229,7 @@ class GailEpisode:
             frames,
             policy_obs,
             None if self.after_tanh else np.asarray(episode.extras["pre_tanh"], np.float32),
+            env.target_object or "",
         )
 
     def _frames(self, policy: ImagePolicy, obs: dict) -> np.ndarray:

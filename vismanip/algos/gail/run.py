@@ -45,7 +45,7 @@ from vismanip.envs.tasks import task_spec
 from vismanip.errors import VismanipError
 from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.html_report import write_html_report
-from vismanip.evaluation.report import gail_table, plot_gail
+from vismanip.evaluation.report import exploring_table, gail_table, plot_gail
 from vismanip.files import write_text_atomic
 from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_atomic, save_policy
 from vismanip.progress import progress_bar
@@ -206,6 +206,11 @@ class GailRun:
                     rollout_success=float(np.mean([t.success for t in batch])),
                 )
                 progress.iterations.append(stats)
+                for episode in batch:  # which objects the exploring episodes lift
+                    if episode.target:
+                        counts = progress.exploring_by_object.setdefault(episode.target, [0, 0])
+                        counts[0] += int(episode.success)
+                        counts[1] += 1
                 self._log(stats, progress.env_steps)
                 evaluate = self._evaluation_due(progress.env_steps, progress)
                 progress.wall_time += time.perf_counter() - started
@@ -454,10 +459,14 @@ class GailRun:
             "best_env_steps": progress.best_env_steps,
             "evaluations": progress.history,
             "iterations": progress.iterations,
+            "exploring_by_object": progress.exploring_by_object,
         }
         write_text_atomic(self.dir / "gail.json", json.dumps(record, indent=2))
         write_metrics(self.dir / "logs" / "metrics.csv", _metric_rows(progress))
-        (self.dir / "gail.md").write_text(gail_table(progress.history, progress.best_env_steps))
+        (self.dir / "gail.md").write_text(
+            gail_table(progress.history, progress.best_env_steps)
+            + exploring_table(progress.exploring_by_object)
+        )
         plot_gail(progress.history, progress.iterations, self.dir / "gail.png")
         write_html_report(self.dir, f"GAIL on {self.env_config.task}: {self.dir}")
 
@@ -542,6 +551,8 @@ class _Progress:
     best_env_steps: int = -1  # the evaluation best.ckpt holds
     history: list[dict] = field(default_factory=list)  # one entry per evaluation
     iterations: list[dict] = field(default_factory=list)  # learner statistics per iteration
+    # object scenes: {target object: [successes, episodes]} of the exploring episodes
+    exploring_by_object: dict[str, list[int]] = field(default_factory=dict)
 
 
 def gail(config: GailConfig, resume: bool = False) -> list[dict]:
