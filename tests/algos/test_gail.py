@@ -1030,6 +1030,29 @@ def test_without_entropy_the_temperature_stays_at_zero():
     assert learner.state_dict().keys() == with_entropy.state_dict().keys()
 
 
+def toy_iql_config() -> GailConfig:
+    """IQL on the sparse success reward, no BC term, small and fast networks."""
+    config = GailConfig()
+    config.learner.type, config.reward_source = "iql", "success"
+    config.learner.batch_size, config.learner.bc_weight = 32, 0.0
+    config.learner.actor_lr = config.learner.critic_lr = 3e-3
+    config.learner.critic_hidden = config.learner.iql.value_hidden = [32]
+    return config
+
+
+def paying_replay(steps: int = 200) -> tuple[TensorDict, torch.Tensor]:
+    """Random states where an executed +0.5 on action dimension 0 earns the success
+    reward and -0.5 does not; and the steps' encodings."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32)
+    states = rng.normal(size=(steps + 1, OBS_DIM)).astype(np.float32)
+    actions = np.zeros((steps, 7), np.float32)
+    actions[:, 0] = np.where(np.arange(steps) % 2 == 0, 0.5, -0.5)
+    rewards = (actions[:, 0] > 0).astype(np.float32)
+    replay = transitions_td(features, states, actions, np.zeros(steps, bool), rewards)
+    return replay, torch.as_tensor(features[:-1])
+
+
 def test_iql_actor_moves_towards_the_executed_actions_that_paid():
     """`learner.type=iql`: in the same states, executed actions of +0.5 on dimension 0 earn
     the (success) reward and -0.5 do not; advantage-weighted regression moves the policy's
@@ -1037,22 +1060,10 @@ def test_iql_actor_moves_towards_the_executed_actions_that_paid():
     from vismanip.algos.gail.learner import IqlGailLearner
 
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    config = GailConfig()
-    config.learner.type, config.reward_source = "iql", "success"
-    config.learner.batch_size, config.learner.bc_weight = 32, 0.0
-    config.learner.actor_lr = config.learner.critic_lr = 3e-3
-    config.learner.critic_hidden = config.learner.iql.value_hidden = [32]
-    steps = 200
-    features = rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32)
-    states = rng.normal(size=(steps + 1, OBS_DIM)).astype(np.float32)
-    actions = np.zeros((steps, 7), np.float32)
-    actions[:, 0] = np.where(np.arange(steps) % 2 == 0, 0.5, -0.5)
-    rewards = (actions[:, 0] > 0).astype(np.float32)
-    replay = transitions_td(features, states, actions, np.zeros(steps, bool), rewards)
+    config = toy_iql_config()
+    replay, encodings = paying_replay()
     learner = IqlGailLearner(tiny_policy(), OBS_DIM, replay.clone(), config)
     learner.add(replay)
-    encodings = torch.as_tensor(features[:-1])
 
     def mean_action() -> float:
         with torch.no_grad():
@@ -1149,24 +1160,12 @@ def test_the_anchor_holds_the_actor_near_its_start_on_the_replays_states():
     the learner (a resumed run keeps its own start); PPO and end-to-end refuse it."""
     from vismanip.algos.gail.learner import IqlGailLearner
 
-    rng = np.random.default_rng(0)
-    steps = 200
-    features = rng.normal(size=(steps + 1, FEATURE_DIM)).astype(np.float32)
-    states = rng.normal(size=(steps + 1, OBS_DIM)).astype(np.float32)
-    actions = np.zeros((steps, 7), np.float32)
-    actions[:, 0] = np.where(np.arange(steps) % 2 == 0, 0.5, -0.5)
-    rewards = (actions[:, 0] > 0).astype(np.float32)
-    replay = transitions_td(features, states, actions, np.zeros(steps, bool), rewards)
-    encodings = torch.as_tensor(features[:-1])
+    replay, encodings = paying_replay()
 
     def moved(anchor_weight: float) -> tuple[float, list[dict], IqlGailLearner]:
         torch.manual_seed(0)
-        config = GailConfig()
-        config.learner.type, config.reward_source = "iql", "success"
-        config.learner.batch_size, config.learner.bc_weight = 32, 0.0
+        config = toy_iql_config()
         config.learner.anchor_weight = anchor_weight
-        config.learner.actor_lr = config.learner.critic_lr = 3e-3
-        config.learner.critic_hidden = config.learner.iql.value_hidden = [32]
         learner = IqlGailLearner(tiny_policy(), OBS_DIM, replay.clone(), config)
         learner.add(replay)
         with torch.no_grad():
