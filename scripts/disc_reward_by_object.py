@@ -1,7 +1,7 @@
 """Score a GAIL run's discriminator on each object: does D's reward tell the objects apart?
 
-GAIL experiment 2 interacts among all objects with demos of the `train` set only, and every
-run with D's reward lost novel objects that BC lifted. If D (on the relative privileged
+GAIL experiment 2 interacts among all objects with demos of the `train` set only, and on
+50 episodes its runs with D's reward seemed to lose novel objects that BC lifted. If D (on the relative privileged
 state) rewards the scripted expert's own grasps of a novel object far less than its grasps
 of a seen one, the reward points away from the right behaviour on exactly the objects it
 should teach. This rolls out the scripted expert (or a policy, `--policy`) on each object
@@ -50,7 +50,7 @@ def main() -> None:
     if config.disc.input != "state" or config.disc.pairs != "state":
         raise SystemExit(f"{run}: this script reads D(s) on the state, not {config.disc}")
     # Imported here: it imports torchrl, which must come after the GL backend's choice.
-    from vismanip.algos.gail.learner import PairNet, discriminator_columns
+    from vismanip.algos.gail.learner import PairNet, discriminator_columns, discriminator_reward
 
     columns = torch.as_tensor(discriminator_columns(config.disc, STATE_DIM))
     discriminator = PairNet(len(columns), 0, config.disc.hidden, not config.disc.logits)
@@ -73,10 +73,8 @@ def main() -> None:
         with_indicator = torch.cat([observed, torch.zeros(len(observed), 1)], dim=-1)
         with torch.no_grad():
             out = discriminator(with_indicator[:, columns], with_indicator[:, :0])
-        d = (torch.sigmoid(out) if config.disc.logits else out).clamp(1e-6, 1 - 1e-6)
-        reward = (
-            torch.log(d) - torch.log(1 - d) if config.disc.reward == "airl" else -torch.log(1 - d)
-        ).squeeze(-1)
+        d = torch.sigmoid(out) if config.disc.logits else out
+        reward = discriminator_reward(d, config.disc.reward).squeeze(-1)
         # lifted: the object's centre more than 2 cm above its lowest height seen here
         height = observed[:, 5]
         lifted = height > height.min() + LIFTED_M

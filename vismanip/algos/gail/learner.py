@@ -84,6 +84,15 @@ def discriminator_columns(disc: DiscriminatorConfig, observation_dim: int) -> li
     return columns
 
 
+def discriminator_reward(d: Tensor, kind: str) -> Tensor:
+    """The reward from D's probability that a row is the expert's: "gail" -log(1 - D), or
+    "airl" log D - log(1 - D)."""
+    d = d.clamp(EPS, 1 - EPS)
+    if kind == "gail":
+        return -torch.log(1 - d)
+    return torch.log(d) - torch.log(1 - d)
+
+
 class PairNet(nn.Module):
     """An MLP over two concatenated inputs: Q(s, a), or D(s, a) / D(s, s') with a sigmoid
     (D(s) is the pair with a zero-width second input)."""
@@ -280,10 +289,9 @@ class AdversarialLearner(nn.Module):
         """The learner's reward for a batch: from D, or the task's sparse success reward."""
         if self.config.reward_source == "success":
             return td["task_reward"]
-        d = self._probability(self._d_state(td), self._d_pair(td)).clamp(EPS, 1 - EPS)
-        if self.config.disc.reward == "gail":
-            return -torch.log(1 - d)
-        return torch.log(d) - torch.log(1 - d)
+        return discriminator_reward(
+            self._probability(self._d_state(td), self._d_pair(td)), self.config.disc.reward
+        )
 
     def _probability(self, state: Tensor, pair: Tensor) -> Tensor:
         """D's probability that these rows are the expert's (D outputs a logit with
