@@ -1,8 +1,8 @@
 """Score a GAIL run's discriminator on each object: does D's reward tell the objects apart?
 
 GAIL experiment 2 interacts among all objects with demos of the `train` set only, and on
-50 episodes its runs with D's reward seemed to lose novel objects that BC lifted. If D (on the relative privileged
-state) rewards the scripted expert's own grasps of a novel object far less than its grasps
+50 episodes its runs with D's reward seemed to lose novel objects that BC lifted. If D (on
+the relative privileged state) rewards the scripted expert's own grasps of a novel object far less than its grasps
 of a seen one, the reward points away from the right behaviour on exactly the objects it
 should teach. This rolls out the scripted expert (or a policy, `--policy`) on each object
 alone (the suite's uncluttered scenes), scores every visited state with the run's D, and
@@ -25,6 +25,7 @@ import torch
 
 from vismanip.algos.gail.configuration import GailConfig
 from vismanip.algos.gail.rollouts import STATE_DIM, privileged_state
+from vismanip.algos.gail.transitions import absorbing
 from vismanip.config import load_config
 from vismanip.envs.objects import object_set
 from vismanip.envs.tasks import EnvConfig
@@ -70,12 +71,13 @@ def main() -> None:
         env_config = replace(loaded.env_for(config.task), objects=[name], clutter=0)
         states, successes = visited_states(env_config, policy, args.episodes, args.seed)
         observed = torch.as_tensor(np.stack(states))
-        with_indicator = torch.cat([observed, torch.zeros(len(observed), 1)], dim=-1)
+        with_indicator = absorbing(observed)  # real states: the indicator D reads is 0
         with torch.no_grad():
             out = discriminator(with_indicator[:, columns], with_indicator[:, :0])
         d = torch.sigmoid(out) if config.disc.logits else out
         reward = discriminator_reward(d, config.disc.reward).squeeze(-1)
-        # lifted: the object's centre more than 2 cm above its lowest height seen here
+        # lifted: the object's centre (column 5 of privileged_state: its height) more than
+        # 2 cm above its lowest height seen here
         height = observed[:, 5]
         lifted = height > height.min() + LIFTED_M
         lifted_reward = f"{reward[lifted].mean():13.2f}" if lifted.any() else f"{'-':>13}"
