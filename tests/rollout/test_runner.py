@@ -5,6 +5,9 @@ these tasks do not ask their worker for an env."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -127,3 +130,55 @@ def test_a_worker_that_rendered_can_still_import_lightning():
     with EpisodeRunner(2) as runner:
         assert list(runner.run([Renders(scene), Renders(scene)])) == [1, 1]
         assert list(runner.run([ImportsLightning(), ImportsLightning()])) == [True, True]
+
+
+# A parent that dies without closing its runner (kill -9, the OOM killer, SIGTERM's
+# default action) while its workers are mid-episode: the workers must not outlive it.
+PARENT_KILLED_MID_EPISODE = """
+import os, sys, time
+from vismanip.rollout.runner import EpisodeRunner
+
+class LongEpisode:
+    def __call__(self, worker):
+        open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+        time.sleep(120)
+
+if __name__ == "__main__":
+    with EpisodeRunner(2) as runner:
+        list(runner.run(LongEpisode() for _ in range(4)))
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may never be reaped in a container)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_workers_exit_when_their_parent_is_killed_mid_episode(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT_KILLED_MID_EPISODE)
+    started = tmp_path / "started"
+    started.mkdir()
+    parent = subprocess.Popen([sys.executable, str(script), str(started)])
+    try:
+        deadline = time.monotonic() + 120
+        while len(os.listdir(started)) < 2 and time.monotonic() < deadline:
+            assert parent.poll() is None, "the parent script failed"
+            time.sleep(0.2)
+        workers = [int(name) for name in os.listdir(started)]
+        assert len(workers) == 2 and all(_running(pid) for pid in workers)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 15
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if _running(pid)]
+    for pid in left:  # do not leave them sleeping after a failed test
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "rollout workers outlived their killed parent"

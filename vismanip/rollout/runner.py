@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -50,6 +52,8 @@ IN_FLIGHT_PER_WORKER = 2
 # Tries of one episode on the ray backend before the run stops (a worker that dies on
 # every try points at the episode, not at a lost node).
 MAX_TRIES = 3
+# How often a worker checks that its parent still lives (see _exit_with_parent).
+PARENT_CHECK_S = 1.0
 LOG = logging.getLogger(__name__)
 
 
@@ -341,8 +345,27 @@ def _answer(worker: RolloutWorker, task: Task, policy_error: str | None) -> tupl
         return "error", traceback.format_exc()
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this worker as soon as its parent is gone.
+
+    A parent that dies without closing its runner (kill -9, the OOM killer, SIGTERM's
+    default action) closes its pipe ends, but a worker learns that only at its next
+    `recv`: mid-episode it runs on (a GAIL run stopped by SIGTERM left a worker busy on
+    a core until it was killed by hand). The kernel's own signal for this (Linux's
+    PR_SET_PDEATHSIG) fires when the *thread* that started the worker ends, which is not
+    what a runner made in a short-lived thread wants; polling the parent's pid is
+    portable and exact. os._exit: nothing this worker holds outlives it (results go
+    nowhere, envs are rebuilt by the next run).
+    """
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
 def _serve(conn: Connection) -> None:
     """A worker process: apply policies and run tasks until told to close."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     # Ctrl-C reaches the whole process group: the parent handles it and closes us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One worker per core: Mesa's llvmpipe would otherwise start a render thread per core
