@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -38,19 +40,30 @@ def test_ray_collection_equals_local_even_when_a_worker_is_killed(tmp_path):
     run_cli(*COLLECT, "--out", str(local), "--quiet")
 
     command = [sys.executable, "-m", "vismanip.cli", *COLLECT, "--out", str(on_ray), "--quiet"]
+    # Its own process group: if this test fails or times out, the collect process and the
+    # Ray instance it started (gcs, raylet, actors) are killed with it, not left running.
     process = subprocess.Popen(
-        [*command, "runner.backend=ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*command, "runner.backend=ray"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    parts = tmp_path / "ray.hdf5.parts"
-    deadline = time.time() + 300
-    while not list(parts.glob("attempt_*.hdf5")) and time.time() < deadline:
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.2)
-    victims = _ray_worker_pids()
-    assert victims, "no Ray worker process to kill"
-    killed = victims[0]
-    subprocess.run(["kill", "-9", str(killed)], check=True)  # mid-episode: its episode is lost
-    out, err = process.communicate(timeout=300)
+    try:
+        parts = tmp_path / "ray.hdf5.parts"
+        deadline = time.time() + 300
+        while not list(parts.glob("attempt_*.hdf5")) and time.time() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        victims = _ray_worker_pids()
+        assert victims, "no Ray worker process to kill"
+        killed = victims[0]
+        subprocess.run(["kill", "-9", str(killed)], check=True)  # mid-episode: its episode is lost
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     assert process.returncode == 0, err[-2000:]
     assert "runs again on a new worker" in err and "Traceback" not in err, err
     assert killed not in _ray_worker_pids()
