@@ -275,6 +275,51 @@ def test_gail_can_floor_the_initial_policys_proprio_std(tmp_path):
         GailRun(config)
 
 
+def test_guard_seen_evaluates_in_the_demos_own_scene(tmp_path, monkeypatch):
+    """guard_seen: a run that interacts among more distractors (or other objects) is also
+    scored in the demos' scene, and best.ckpt skips evaluations where that fell."""
+    from vismanip.algos.gail.run import _Progress
+
+    data = tmp_path / "demos.hdf5"
+    write_dataset(data, [5, 6])
+    init = tmp_path / "bc.ckpt"
+    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
+    config = GailConfig(
+        init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"), task="lift",
+        clutter=4, guard_seen=True,
+    )  # fmt: skip
+    config.disc.input = "features"
+    run = GailRun(config)
+    assert run.scene.env.clutter == 4 and run.guard_scenes["seen"].env.clutter == 0
+    outcomes = {4: iter([0.2, 0.6, 0.4]), 0: iter([0.9, 0.7, 0.9])}  # (clutter 4, demos')
+
+    def success(runner, scene):
+        return {
+            "success_rate": next(outcomes[scene.env.clutter]),
+            "success_ci95": [0.0, 1.0],
+            "episode_length": 100.0,
+        }
+
+    class Runner:
+        def set_policy(self, weights):
+            pass
+
+    monkeypatch.setattr(run, "_success", success)
+    monkeypatch.setattr(run, "_log", lambda metrics, env_steps: None)
+    run.dir.mkdir()
+    progress, chosen = _Progress(), []
+    for step in range(3):
+        progress.env_steps = 1000 * step
+        run._evaluate(Runner(), progress)
+        chosen.append(progress.best_env_steps)
+    assert chosen == [0, 0, 2000]  # 0.6 at 1000 lost 20 points in the demos' scene
+    assert progress.history[2]["guard_tasks"]["seen"]["success_rate"] == 0.9
+
+    config.clutter = -1  # interacting in the demos' own scene: nothing to guard
+    with pytest.raises(VismanipError, match="guard_seen=true: the interaction scene already"):
+        GailRun(config)
+
+
 def test_best_checkpoint_skips_evaluations_where_a_guard_task_fell(tmp_path, monkeypatch):
     """guard_tasks: each evaluation also scores the clean task; best.ckpt follows the
     interaction task's success only where the clean one stays within guard_max_drop of

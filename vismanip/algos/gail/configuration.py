@@ -323,6 +323,9 @@ class GailConfig:
         (eval_episodes each, in the same scene), e.g. the clean `lift` beside
         `lift_perturbed`: GAIL improves the task it interacts in and can lose the nominal
         one unnoticed (run WTF2's last.ckpt: +30 points on lift_perturbed, -8 on lift).
+    guard_seen: also evaluate in the demos' own scene (their object set and clutter: the
+        generalization suite's `seen` split) as a guard, for runs that interact among other
+        objects (experiment 2: seen must stay within 5 points of BC while novel rises).
     guard_max_drop: best.ckpt is chosen only among evaluations whose success on every
         guard task is at least the first evaluation's (the initial policy's) minus this.
     overlap_rollouts: with the SAC learner and 2+ workers, collect the next batch (with
@@ -362,6 +365,7 @@ class GailConfig:
     eval_every: int = 10_000
     eval_episodes: int = 20
     guard_tasks: list[str] = field(default_factory=list)
+    guard_seen: bool = False
     guard_max_drop: float = 0.05
     overlap_rollouts: bool = True
     explore_perturbation: list[float] = field(default_factory=lambda: [1.0, 1.0])

@@ -107,6 +107,13 @@ class GailRun:
                     f"guard task {task!r} runs robosuite's {guard}, not {own} like the task "
                     f"{env.task!r}: guard_tasks must be variants of the same scene"
                 )
+        if config.guard_seen:
+            if self.checkpoint_env == env:
+                raise VismanipError(
+                    "guard_seen=true: the interaction scene already is the demos' own "
+                    "(objects and clutter); it guards nothing"
+                )
+            self.guard_scenes["seen"] = Scene(self.checkpoint_env, randomization)
         # What best.ckpt carries: export parity-checks on the demos.
         self.train_config = {**self.init_train, "data": self.demos, "gail": asdict(config)}
 
@@ -455,7 +462,7 @@ class GailRun:
         save_policy(self.dir / "last.ckpt", self.policy, self.checkpoint_env, self.train_config)
         record = {
             "task": self.env_config.task,
-            "guard_tasks": list(self.config.guard_tasks),
+            "guard_tasks": list(self.guard_scenes),
             "best_env_steps": progress.best_env_steps,
             "evaluations": progress.history,
             "iterations": progress.iterations,
