@@ -3,6 +3,7 @@
 import csv
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,6 +127,19 @@ def test_resume_trains_longer_and_keeps_the_whole_learning_curve(tiny_dataset, t
     # the first 3 epochs decayed over 3, the rest follow the cosine over 5 (not a restart)
     assert rates[:3] == pytest.approx([1e-3, 0.75e-3, 0.25e-3])
     assert rates[3:] == pytest.approx([0.5e-3 * (1 + math.cos(math.pi * e / 5)) for e in (3, 4)])
+
+
+def test_a_copied_run_folder_resumes_where_it_is(tiny_dataset, tmp_path):
+    """--resume DIR trains in DIR, also when the folder was copied or moved after it started
+    (its config.yaml still names the old place)."""
+    dataset, _ = tiny_dataset
+    original, copy = tmp_path / "run", tmp_path / "branch"
+    train(_config(dataset, original, epochs=2))
+    shutil.copytree(original, copy)
+    run_cli("train", "--resume", str(copy), "trainer.max_epochs=3")
+    assert torch.load(copy / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert torch.load(original / "last.ckpt", weights_only=False)["epoch"] == 1  # untouched
+    assert load_run_config(TrainConfig, copy).output_dir == str(copy)
 
 
 def test_killing_a_resumed_run_keeps_the_earlier_learning_curve(tiny_dataset, tmp_path):
