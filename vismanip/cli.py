@@ -17,7 +17,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
 
 import click
 
@@ -60,21 +59,6 @@ def summarized(command: Callable[..., Outcome]) -> Callable[..., None]:
 @click.version_option(package_name="vismanip")
 def cli() -> None:
     """Vision-based manipulation from demonstrations: collect, inspect, train, evaluate, export."""
-
-
-class _RunConfig(Protocol):
-    output_dir: str
-
-
-RunConfigT = TypeVar("RunConfigT", bound=_RunConfig)
-
-
-def _resumed_in(config: RunConfigT, run_dir: str) -> RunConfigT:
-    """A run's saved config, writing to the folder `--resume` names: a run folder moved or
-    copied (another disk, another machine, a branch of a run) goes on where it is now, not
-    in the folder it was started in."""
-    config.output_dir = str(run_dir)
-    return config
 
 
 def _named_objects(set_name: str | None) -> list[str] | None:
@@ -179,9 +163,7 @@ def train(config_path, resume_dir, overrides):
                 "--resume continues a run with its saved config; only trainer.max_epochs=N "
                 "(train longer) may be given"
             )
-        config = _resumed_in(
-            load_config(TrainConfig, Path(resume_dir) / "config.yaml", overrides), resume_dir
-        )
+        config = load_run_config(TrainConfig, resume_dir, overrides)
     else:
         config = load_config(TrainConfig, config_path, overrides)
     best = run_train(config, resume=bool(resume_dir))
@@ -216,7 +198,7 @@ def dagger(config_path, resume_dir, object_set, clutter, overrides):
             raise VismanipError(
                 "--resume continues a run with its saved config; drop the other settings"
             )
-        config = _resumed_in(load_run_config(DaggerConfig, resume_dir), resume_dir)
+        config = load_run_config(DaggerConfig, resume_dir)
     else:
         config = load_config(
             DaggerConfig,
@@ -265,8 +247,7 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
             )
         config = load_run_config(GailConfig, resume_dir)  # one line if not a run folder
         if overrides:
-            config = load_config(GailConfig, Path(resume_dir) / "config.yaml", overrides)
-        config = _resumed_in(config, resume_dir)
+            config = load_run_config(GailConfig, resume_dir, overrides)
     else:
         config = load_config(
             GailConfig,

@@ -79,12 +79,18 @@ def _lists_as_text(schema: DictConfig, given: Any) -> Any:
     return given
 
 
-def load_run_config(schema: type[ConfigT], run_dir: str | Path) -> ConfigT:
-    """The resolved config a run folder was started with (what --resume continues)."""
+def load_run_config(
+    schema: type[ConfigT], run_dir: str | Path, overrides: Sequence[str] = ()
+) -> ConfigT:
+    """The resolved config a run folder was started with (what --resume continues), with
+    `overrides`, writing to `run_dir` itself: a run folder moved or copied (another disk or
+    machine, a branch of a run) goes on where it is now, not where it was started."""
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise VismanipError(f"{run_dir}: no config.yaml; is this a vismanip run folder?")
-    return load_config(schema, path)
+    config = load_config(schema, path, overrides)
+    config.output_dir = str(run_dir)  # type: ignore[attr-defined]  # every run config has it
+    return config
 
 
 def config_from_dict(schema: type[ConfigT], values: dict) -> ConfigT:
