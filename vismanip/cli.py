@@ -245,9 +245,8 @@ def gail(config_path, resume_dir, object_set, clutter, overrides):
                 "--resume continues a run with its saved config; only env_steps=N "
                 "(train longer) may be given"
             )
-        config = load_run_config(GailConfig, resume_dir)  # one line if not a run folder
-        if overrides:
-            config = load_run_config(GailConfig, resume_dir, overrides)
+        # one line if not a run folder
+        config = load_run_config(GailConfig, resume_dir, overrides)
     else:
         config = load_config(
             GailConfig,
