@@ -320,6 +320,55 @@ def test_guard_seen_evaluates_in_the_demos_own_scene(tmp_path, monkeypatch):
         GailRun(config)
 
 
+def test_policy_average_is_what_evaluations_and_checkpoints_hold(tmp_path, monkeypatch):
+    """learner.policy_average: the exploring policy keeps the latest weights, while the
+    evaluations and best.ckpt get their exponential moving average (decay per iteration)."""
+    from vismanip.algos.gail.run import _Progress
+
+    data = tmp_path / "demos.hdf5"
+    write_dataset(data, [5, 6])
+    init = tmp_path / "bc.ckpt"
+    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
+    config = GailConfig(init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"))
+    config.disc.input = "features"
+    config.learner.policy_average = 0.5
+    run = GailRun(config)
+    bias = run.policy.head.bias  # (the tiny policy's last layer)
+    start = bias.detach().clone()
+    with torch.no_grad():
+        bias += 1.0  # the first iteration's updates
+    run.average.update_parameters(run.policy)  # the first average is the weights themselves
+    with torch.no_grad():
+        bias += 1.0  # the second's
+    run.average.update_parameters(run.policy)
+    torch.testing.assert_close(run.evaluated_policy.head.bias, start + 1.5)
+    torch.testing.assert_close(bias.detach(), start + 2.0)  # what explores: the latest
+
+    evaluated: list[torch.Tensor] = []
+
+    class Runner:
+        def set_policy(self, weights):
+            evaluated.append(weights.build().head.bias.detach())
+
+    monkeypatch.setattr(
+        run,
+        "_success",
+        lambda runner, scene: {
+            "success_rate": 0.5, "success_ci95": [0.0, 1.0], "episode_length": 100.0
+        },
+    )  # fmt: skip
+    monkeypatch.setattr(run, "_log", lambda metrics, env_steps: None)
+    run.dir.mkdir()
+    run._evaluate(Runner(), _Progress())
+    torch.testing.assert_close(evaluated[0], start + 1.5)
+    saved = load_policy(run.dir / "best.ckpt").weights.build().head.bias
+    torch.testing.assert_close(saved, start + 1.5)
+
+    config.learner.policy_average = 1.0  # would never move
+    with pytest.raises(VismanipError, match=r"learner.policy_average must be in \[0, 1\)"):
+        GailRun(config)
+
+
 def test_best_checkpoint_skips_evaluations_where_a_guard_task_fell(tmp_path, monkeypatch):
     """guard_tasks: each evaluation also scores the clean task; best.ckpt follows the
     interaction task's success only where the clean one stays within guard_max_drop of
@@ -516,12 +565,14 @@ def test_tiny_gail_resumes_after_a_kill_and_its_checkpoint_evaluates_and_exports
     assert iterations[-1]["ppo_minibatches_run"] == 1.0 and iterations[-1]["ppo_kl"] > 0
 
     # The whole policy from frames (`learner.end_to_end`): the replay keeps the policy's
-    # own inputs, and the camera encoder moves off BC's.
+    # own inputs, and the camera encoder moves off BC's (last.ckpt: the policy's average).
     e2e_run = tmp_path / "gail_e2e"
     short_run(
         e2e_run, "lift_iql", "learner.actor_start_steps=0", "learner.end_to_end.steps=2",
-        "learner.end_to_end.batch_size=8",
+        "learner.end_to_end.batch_size=8", "learner.policy_average=0.9",
     )  # fmt: skip
+    average = torch.load(e2e_run / "learner.pt", weights_only=True)["policy_average"]
+    assert average["n_averaged"] >= 1  # kept for --resume
     shard = torch.load(e2e_run / "replay" / "iter_000000.pt", weights_only=True)
     assert shard["policy_obs"]["agentview_image"].dtype == torch.uint8
     trained, initial = (

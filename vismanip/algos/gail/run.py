@@ -32,6 +32,7 @@ import torch
 import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensordict import TensorDict
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vismanip.algos.gail.configuration import GailConfig, LearnerConfig
 from vismanip.algos.gail.expert import check_demos, expert_transitions
@@ -47,6 +48,7 @@ from vismanip.evaluation.evaluate import run_evaluation
 from vismanip.evaluation.html_report import write_html_report
 from vismanip.evaluation.report import exploring_table, gail_table, plot_gail
 from vismanip.files import write_text_atomic
+from vismanip.policies import ImagePolicy
 from vismanip.policies.checkpoint import PolicyWeights, load_policy, save_atomic, save_policy
 from vismanip.progress import progress_bar
 from vismanip.rollout.episode import GAIL_STREAM, episode_seed
@@ -72,6 +74,12 @@ class GailRun:
             self.policy.floor_lowdim_std(
                 config.init_lowdim_std_floor, list(config.init_lowdim_std_floor_keys)
             )
+        # What evaluations and checkpoints hold with `learner.policy_average`: an EMA of
+        # the weights the updates change (torch's AveragedModel; a deep copy of the start).
+        decay = config.learner.policy_average
+        self.average = (
+            AveragedModel(self.policy, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay else None
+        )
         self.init_train = dict(init.train_config or {})
         self.demos = config.demos or self.init_train.get("data", "")
         if not self.demos or not Path(self.demos).is_file():
@@ -200,6 +208,8 @@ class GailRun:
                         *self._exploration(learner, progress.iteration + 1, after),
                     )
                 stats = self._train(learner, batch, progress.iteration, after)
+                if self.average is not None:
+                    self.average.update_parameters(self.policy)
                 if config.learner.action_noise > 0:  # the noise this batch explored with
                     stats["exploration_std"] = float(  # (not the rotation's smaller share)
                         exploration_std(config.learner, np.zeros(ACTION_DIM), progress.env_steps)[
@@ -234,6 +244,12 @@ class GailRun:
                 )
         self.tensorboard.save()
         return progress.history
+
+    @property
+    def evaluated_policy(self) -> ImagePolicy:
+        """What evaluations, best.ckpt and last.ckpt hold: the average of the weights with
+        `learner.policy_average`, else the latest ones (which explore either way)."""
+        return cast(ImagePolicy, self.average.module) if self.average else self.policy
 
     @property
     def frame_size(self) -> int:
@@ -379,7 +395,7 @@ class GailRun:
         """The deterministic policy (what eval and export use) on the selection stream's
         episodes, in the interaction scene and on each guard task; best.ckpt follows the
         interaction scene's success among the evaluations the guard admits."""
-        runner.set_policy(PolicyWeights.of(self.policy))
+        runner.set_policy(PolicyWeights.of(self.evaluated_policy))
         summary = self._success(runner, self.scene)
         entry = {
             "env_steps": progress.env_steps,
@@ -419,7 +435,12 @@ class GailRun:
         ).exists():
             progress.best_success = summary["success_rate"]
             progress.best_env_steps = progress.env_steps
-            save_policy(self.dir / "best.ckpt", self.policy, self.checkpoint_env, self.train_config)
+            save_policy(
+                self.dir / "best.ckpt",
+                self.evaluated_policy,
+                self.checkpoint_env,
+                self.train_config,
+            )
 
     def _success(self, runner: EpisodeRunner, scene: Scene) -> dict:
         return run_evaluation(
@@ -456,10 +477,13 @@ class GailRun:
                 "updates": learner.updates,
                 "progress": asdict(progress),
                 "torch_rng": torch.get_rng_state(),
+                "policy_average": self.average.state_dict() if self.average else None,
             },
             self.dir / "learner.pt",
         )
-        save_policy(self.dir / "last.ckpt", self.policy, self.checkpoint_env, self.train_config)
+        save_policy(
+            self.dir / "last.ckpt", self.evaluated_policy, self.checkpoint_env, self.train_config
+        )
         record = {
             "task": self.env_config.task,
             "guard_tasks": list(self.guard_scenes),
@@ -496,6 +520,8 @@ class GailRun:
             optimizer.load_state_dict(saved["optimizers"][name])
         learner.updates = saved["updates"]
         torch.set_rng_state(saved["torch_rng"])
+        if self.average is not None and saved.get("policy_average"):
+            self.average.load_state_dict(saved["policy_average"])
         progress = _Progress(**saved["progress"])
         # Shards of iterations the saved learner has seen; a later one is from the
         # iteration a kill interrupted, which runs again.
