@@ -39,6 +39,18 @@ def tiny_policy() -> ImagePolicy:
     return ImagePolicy(config, 32, {"robot0_eef_pos": 3})  # encoding: 5 + 3 = 8 features
 
 
+def tiny_gail_config(tmp_path: Path, **fields) -> GailConfig:
+    """A GAIL config on two tiny demos and a tiny BC checkpoint, D on the encoder's features."""
+    data, init = tmp_path / "demos.hdf5", tmp_path / "bc.ckpt"
+    write_dataset(data, [5, 6])
+    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
+    config = GailConfig(
+        init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"), **fields
+    )
+    config.disc.input = "features"
+    return config
+
+
 def toy_transitions(count: int, centre: float, action: float, seed: int) -> TensorDict:
     """Timeout episodes (no absorbing states) around `centre` with a constant action."""
     rng = np.random.default_rng(seed)
@@ -280,15 +292,7 @@ def test_guard_seen_evaluates_in_the_demos_own_scene(tmp_path, monkeypatch):
     scored in the demos' scene, and best.ckpt skips evaluations where that fell."""
     from vismanip.algos.gail.run import _Progress
 
-    data = tmp_path / "demos.hdf5"
-    write_dataset(data, [5, 6])
-    init = tmp_path / "bc.ckpt"
-    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
-    config = GailConfig(
-        init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"), task="lift",
-        clutter=4, guard_seen=True,
-    )  # fmt: skip
-    config.disc.input = "features"
+    config = tiny_gail_config(tmp_path, task="lift", clutter=4, guard_seen=True)
     run = GailRun(config)
     assert run.scene.env.clutter == 4 and run.guard_scenes["seen"].env.clutter == 0
     outcomes = {4: iter([0.2, 0.6, 0.4]), 0: iter([0.9, 0.7, 0.9])}  # (clutter 4, demos')
@@ -325,12 +329,7 @@ def test_policy_average_is_what_evaluations_and_checkpoints_hold(tmp_path, monke
     evaluations and best.ckpt get their exponential moving average (decay per iteration)."""
     from vismanip.algos.gail.run import _Progress
 
-    data = tmp_path / "demos.hdf5"
-    write_dataset(data, [5, 6])
-    init = tmp_path / "bc.ckpt"
-    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
-    config = GailConfig(init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"))
-    config.disc.input = "features"
+    config = tiny_gail_config(tmp_path)
     config.learner.policy_average = 0.5
     run = GailRun(config)
     bias = run.policy.head.bias  # (the tiny policy's last layer)
@@ -376,15 +375,9 @@ def test_best_checkpoint_skips_evaluations_where_a_guard_task_fell(tmp_path, mon
     from vismanip.algos.gail.run import _Progress
     from vismanip.evaluation.report import gail_table
 
-    data = tmp_path / "demos.hdf5"
-    write_dataset(data, [5, 6])
-    init = tmp_path / "bc.ckpt"
-    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
-    config = GailConfig(
-        init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"),
-        task="lift_perturbed", guard_tasks=["lift"], guard_max_drop=0.05,
-    )  # fmt: skip
-    config.disc.input = "features"
+    config = tiny_gail_config(
+        tmp_path, task="lift_perturbed", guard_tasks=["lift"], guard_max_drop=0.05
+    )
     run = GailRun(config)
     assert run.guard_scenes["lift"].env.task == "lift" and run.scene.env.task == "lift_perturbed"
     # (success on lift_perturbed, on lift) at each evaluation
@@ -432,12 +425,7 @@ def test_best_checkpoint_skips_evaluations_where_a_guard_task_fell(tmp_path, mon
 
 def test_resuming_a_learner_saved_with_other_shapes_is_one_line(tmp_path):
     """A run folder from another config or version (e.g. the state's width changed)."""
-    data = tmp_path / "demos.hdf5"
-    write_dataset(data, [5, 6])
-    init = tmp_path / "bc.ckpt"
-    save_policy(init, tiny_policy(), EnvConfig(task="lift", cameras=["agentview"]), None)
-    config = GailConfig(init=str(init), demos=str(data), output_dir=str(tmp_path / "gail"))
-    config.disc.input = "features"
+    config = tiny_gail_config(tmp_path)
     (tmp_path / "gail").mkdir()
     saved = {"learner": {"discriminator.net.0.weight": torch.zeros(256, 19)}}
     torch.save(saved, tmp_path / "gail" / "learner.pt")
