@@ -453,12 +453,13 @@ def validate(path: str) -> Outcome:
 @data.command()
 @click.argument("out", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--first", type=int, default=None, help="Keep only each input's first N demos.")
 @summarized
-def merge(out: str, inputs: tuple[str, ...]) -> Outcome:
+def merge(out: str, inputs: tuple[str, ...], first: int | None) -> Outcome:
     """Merge datasets into OUT: demos renumbered, masks merged, provenance kept."""
     from vismanip.data.merge import merge_datasets
 
-    demos = merge_datasets(out, list(inputs))
+    demos = merge_datasets(out, list(inputs), first)
     return Outcome(
         [f"{demos} demos from {len(inputs)} files written to {out}"],
         {"out": out, "demos": demos, "inputs": list(inputs)},

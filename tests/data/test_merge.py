@@ -104,3 +104,30 @@ def test_training_reads_several_files_as_one(tmp_path):
     )
     one_line_error(status, err, "train")
     assert "no file matches" in err
+
+
+def test_merge_first_keeps_each_inputs_first_demos_and_their_masks(tmp_path):
+    source, out = tmp_path / "s.hdf5", tmp_path / "subset.hdf5"
+    episodes = write_dataset(source, [5, 7, 6, 4, 8])
+    status, out_text, err = run_in_process("data", "merge", str(out), str(source), "--first", "3")
+    assert status == 0, err
+    assert "3 demos from 1 files" in out_text
+    assert run_in_process("data", "validate", str(out))[0] == 0
+    with h5py.File(out) as subset, h5py.File(source) as full:
+        data = subset["data"]
+        assert sorted(data) == ["demo_0", "demo_1", "demo_2"]
+        for index, episode in enumerate(episodes[:3]):
+            np.testing.assert_array_equal(data[f"demo_{index}/actions"][()], episode.actions)
+        assert int(data.attrs["total"]) == 5 + 7 + 6
+        assert int(data.attrs["attempts"]) == 3
+        assert json.loads(data.attrs["merged_from"])[0] == {
+            "path": str(source), "demos": 3, "of": 5, "first": "demo_0"
+        }  # fmt: skip
+        for split in ("train", "valid"):
+            kept = [n.decode() for n in full[f"mask/{split}"][()] if int(n.decode()[5:]) < 3]
+            assert [n.decode() for n in subset[f"mask/{split}"][()]] == kept
+    status, _, err = run_in_process(
+        "data", "merge", str(tmp_path / "x.hdf5"), str(source), "--first", "0"
+    )
+    one_line_error(status, err, "merge")
+    assert "--first must be >= 1" in err and not (tmp_path / "x.hdf5").exists()

@@ -5,6 +5,11 @@ every demo into one file, renumbered demo_0.. in the order given, keeps each inp
 (their demos renamed), and records where each demo came from (`data.attrs["merged_from"]`,
 `demo.attrs["source_file"]` / `["source_demo"]`). Inputs must agree on what a demo is: the
 same env settings and the same observation keys, shapes and dtypes.
+
+`first=N` keeps each input's first N demos (a subset for a demos-vs-success curve, as
+robomimic's "20_percent" filter keys): `vismanip data merge half200.hdf5 half800.hdf5 --first 200`.
+A subset's attempts are its own demos: which of the source's failed attempts came before
+them the file does not say.
 """
 
 from __future__ import annotations
@@ -56,9 +61,12 @@ def check_compatible(paths: list[Path]) -> tuple[dict, str]:
     return reference[0], reference[2]
 
 
-def merge_datasets(out: str | Path, inputs: list[str | Path]) -> int:
-    """Write the demos of `inputs` into one dataset at `out` (atomically); returns the count."""
+def merge_datasets(out: str | Path, inputs: list[str | Path], first: int | None = None) -> int:
+    """Write the demos of `inputs` (each input's first `first`, if given) into one dataset
+    at `out` (atomically); returns the count."""
     out, paths = Path(out), [Path(p) for p in inputs]
+    if first is not None and first < 1:
+        raise VismanipError(f"--first must be >= 1, not {first}")
     if out in paths:
         raise VismanipError(f"{out} is also an input; write the merge to a new file")
     args, convention = check_compatible(paths)
@@ -69,7 +77,8 @@ def merge_datasets(out: str | Path, inputs: list[str | Path]) -> int:
         data = merged.create_group("data")
         for path in paths:
             with h5py.File(path, "r") as source:
-                names = demo_names(source)
+                every = demo_names(source)
+                names = every[:first]
                 renamed = {}
                 for name in names:
                     new = f"demo_{len(data)}"
@@ -79,10 +88,19 @@ def merge_datasets(out: str | Path, inputs: list[str | Path]) -> int:
                     total += int(data[new]["actions"].shape[0])
                     renamed[name] = new
                 for split in source["mask"] if "mask" in source else []:
-                    masks.setdefault(split, []).extend(renamed[n] for n in mask(source, split))
-                attempts += int(source["data"].attrs.get("attempts", len(names)))
+                    kept = [renamed[n] for n in mask(source, split) if n in renamed]
+                    masks.setdefault(split, []).extend(kept)
+                whole = len(names) == len(every)
+                attempts += (
+                    int(source["data"].attrs.get("attempts", len(every))) if whole else len(names)
+                )
                 provenance.append(
-                    {"path": str(path), "demos": len(names), "first": renamed[names[0]]}
+                    {
+                        "path": str(path),
+                        "demos": len(names),
+                        "of": len(every),
+                        "first": renamed[names[0]],
+                    }
                 )
         data.attrs["total"] = total
         data.attrs["env_args"] = json.dumps(args)
