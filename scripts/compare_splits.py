@@ -108,7 +108,8 @@ def plot_curve(policies: dict[str, dict[str, dict]], path: Path, title: str, xla
         ci = np.array([s[split]["success_ci95"] for s in summaries]).T * 100
         (line,) = axes.plot(xs[order], rates, marker="o", label=split)
         axes.fill_between(xs[order], ci[0], ci[1], color=line.get_color(), alpha=0.12)
-    axes.set_xscale("log")
+    if (xs > 0).all():  # demo counts span decades; a 0 (the starting policy) needs a linear axis
+        axes.set_xscale("log")
     axes.set_xticks(xs[order], [f"{x:g}" for x in xs[order]])
     axes.minorticks_off()
     axes.set_ylim(0, 105)
