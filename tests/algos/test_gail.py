@@ -20,7 +20,7 @@ from conftest import collect_lift, run_cli, write_dataset
 from tensordict import TensorDict
 
 from vismanip.algos.gail.configuration import GailConfig
-from vismanip.algos.gail.learner import GailLearner
+from vismanip.algos.gail.learner import GailLearner, effective_sample_share
 from vismanip.algos.gail.rollouts import OBJECT_AXES_COLUMNS, STATE_DIM
 from vismanip.algos.gail.run import GailRun
 from vismanip.algos.gail.transitions import transitions_td
@@ -1165,6 +1165,30 @@ def test_iql_actor_moves_towards_the_executed_actions_that_paid():
         learner.state_dict().keys()
         == IqlGailLearner(tiny_policy(), OBS_DIM, replay.clone(), config).state_dict().keys()
     )
+
+
+def test_normalized_advantage_weights_do_not_depend_on_the_rewards_scale():
+    """`iql.normalize_advantage`: advantages ten times larger (ten times the rewards) give
+    the same weights, where the plain weights sharpen onto fewer transitions; and the
+    learner trains with it on."""
+    from vismanip.algos.gail.learner import IqlGailLearner, advantage_weights
+
+    advantage = torch.randn(256, generator=torch.Generator().manual_seed(0))
+    normalized = advantage_weights(advantage, 3.0, normalize=True)
+    torch.testing.assert_close(advantage_weights(10 * advantage, 3.0, normalize=True), normalized)
+    small = 0.3 * advantage  # below the clip at 100 even when tripled
+    plain = effective_sample_share(advantage_weights(small, 1.0, normalize=False))
+    assert effective_sample_share(advantage_weights(3 * small, 1.0, normalize=False)) < plain - 0.2
+
+    torch.manual_seed(0)
+    config = toy_iql_config()
+    config.learner.iql.normalize_advantage = True
+    replay, _ = paying_replay()
+    learner = IqlGailLearner(tiny_policy(), OBS_DIM, replay.clone(), config)
+    learner.add(replay)
+    for _ in range(20):
+        stats = learner.update()
+    assert 0.0 < stats["advantage_weight_ess"] <= 1.0
 
 
 def test_end_to_end_steps_train_the_encoder_towards_the_actions_that_paid():

@@ -126,10 +126,17 @@ class IqlConfig:
     expectile: V(s) is this expectile of Q(s, a) over the replay's actions (0.5: their
         mean; towards 1: the best of them).
     value_hidden: MLP widths of V(state).
+    normalize_advantage: divide Q - V by its standard deviation over each batch before the
+        temperature, so the weights stay as selective while Q's scale grows with D's
+        rewards. Why: with AIRL rewards of +-5 the critic's loss grew from 0.1 to 13 over
+        60k env steps (experiment 2), and with it the advantages: the weights' effective
+        share of the batch fell from 0.99 to 0.1-0.2 at temperature 3, and to 0.18 by 16k
+        at temperature 1, so a fixed temperature only delays it.
     """
 
     temperature: float = 3.0
     expectile: float = 0.7
+    normalize_advantage: bool = False
     value_hidden: list[int] = field(default_factory=lambda: [256, 256])
 
 

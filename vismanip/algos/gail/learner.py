@@ -424,6 +424,14 @@ def effective_sample_share(weights: Tensor) -> float:
     return float(weights.sum() ** 2 / (weights**2).sum() / len(weights))
 
 
+def advantage_weights(advantage: Tensor, temperature: float, normalize: bool) -> Tensor:
+    """IQL's weights exp(temperature * advantage), clipped at 100; with `normalize` the
+    advantages are first divided by their std over the batch (`iql.normalize_advantage`)."""
+    if normalize:
+        advantage = advantage / advantage.std().clamp(min=1e-6)
+    return torch.exp(temperature * advantage).clamp(max=100.0)
+
+
 def actor_term(loss_actor: Tensor, own: int) -> Tensor:
     """SAC's actor loss on the policy's own transitions (the first `own` of the batch),
     scaled to magnitude ~1 there as in TD3+BC (Fujimoto & Gu, 2021), so `bc_weight` means
@@ -639,12 +647,14 @@ class IqlGailLearner(GailLearner):
     @torch.no_grad()
     def advantage_weights(self, batch: TensorDict) -> Tensor:
         """exp(temperature * (min_i Q_i(s, a) - V(s))), clipped at 100, per transition:
-        IQLLoss's own weighting, from its (target) networks."""
+        IQLLoss's own weighting, from its (target) networks; with
+        `iql.normalize_advantage` Q - V is first divided by its std over the batch."""
         loss, pairs = self.iql_loss, batch.select("observation", "action")
         q = self.min_target_q(batch["observation"], batch["action"])
         with loss.value_network_params.to_module(loss.value_network):
             v = loss.value_network(pairs.clone())["state_value"].squeeze(-1)
-        return torch.exp(self.config.learner.iql.temperature * (q - v)).clamp(max=100.0)
+        iql = self.config.learner.iql
+        return advantage_weights(q - v, iql.temperature, iql.normalize_advantage)
 
     def update(self, train_actor: bool = True) -> dict[str, float]:
         """One D step (every `disc.updates_every`), IQL's Q and V steps, and the actor's:
