@@ -1171,14 +1171,14 @@ def test_normalized_advantage_weights_do_not_depend_on_the_rewards_scale():
     """`iql.normalize_advantage`: advantages ten times larger (ten times the rewards) give
     the same weights, where the plain weights sharpen onto fewer transitions; and the
     learner trains with it on."""
-    from vismanip.algos.gail.learner import IqlGailLearner, advantage_weights
+    from vismanip.algos.gail.learner import IqlGailLearner, iql_weights
 
     advantage = torch.randn(256, generator=torch.Generator().manual_seed(0))
-    normalized = advantage_weights(advantage, 3.0, normalize=True)
-    torch.testing.assert_close(advantage_weights(10 * advantage, 3.0, normalize=True), normalized)
+    normalized = iql_weights(advantage, 3.0, normalize=True)
+    torch.testing.assert_close(iql_weights(10 * advantage, 3.0, normalize=True), normalized)
     small = 0.3 * advantage  # below the clip at 100 even when tripled
-    plain = effective_sample_share(advantage_weights(small, 1.0, normalize=False))
-    assert effective_sample_share(advantage_weights(3 * small, 1.0, normalize=False)) < plain - 0.2
+    plain = effective_sample_share(iql_weights(small, 1.0, normalize=False))
+    assert effective_sample_share(iql_weights(3 * small, 1.0, normalize=False)) < plain - 0.2
 
     torch.manual_seed(0)
     config = toy_iql_config()

@@ -424,7 +424,7 @@ def effective_sample_share(weights: Tensor) -> float:
     return float(weights.sum() ** 2 / (weights**2).sum() / len(weights))
 
 
-def advantage_weights(advantage: Tensor, temperature: float, normalize: bool) -> Tensor:
+def iql_weights(advantage: Tensor, temperature: float, normalize: bool) -> Tensor:
     """IQL's weights exp(temperature * advantage), clipped at 100; with `normalize` the
     advantages are first divided by their std over the batch (`iql.normalize_advantage`)."""
     if normalize:
@@ -654,7 +654,7 @@ class IqlGailLearner(GailLearner):
         with loss.value_network_params.to_module(loss.value_network):
             v = loss.value_network(pairs.clone())["state_value"].squeeze(-1)
         iql = self.config.learner.iql
-        return advantage_weights(q - v, iql.temperature, iql.normalize_advantage)
+        return iql_weights(q - v, iql.temperature, iql.normalize_advantage)
 
     def update(self, train_actor: bool = True) -> dict[str, float]:
         """One D step (every `disc.updates_every`), IQL's Q and V steps, and the actor's:
