@@ -131,7 +131,9 @@ class IqlConfig:
         rewards. Why: with AIRL rewards of +-5 the critic's loss grew from 0.1 to 13 over
         60k env steps (experiment 2), and with it the advantages: the weights' effective
         share of the batch fell from 0.99 to 0.1-0.2 at temperature 3, and to 0.18 by 16k
-        at temperature 1, so a fixed temperature only delays it.
+        at temperature 1, so a fixed temperature only delays it. Measured (run E2AN, one
+        seed): the share held at 0.10, but best.ckpt scored 21% on novel objects against
+        35% without it, hence off by default.
     """
 
     temperature: float = 3.0
