@@ -1,7 +1,10 @@
+import warnings
+
 import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import write_dataset
 
 from vismanip.data.datamodule import DemoDataModule, DemoDataset, LoaderConfig
 from vismanip.data.hdf5 import demo_names
@@ -59,6 +62,33 @@ def test_datamodule_uses_the_masks(tiny_dataset):
     assert set(module.train_set.demos) | set(valid) == set(demo_names(h5py.File(path)))
     batch = next(iter(module.train_dataloader()))
     assert batch["actions"].shape == (4, 7)
+
+
+def test_a_small_file_leaves_its_unused_cache_to_the_next_and_a_short_cache_warns(tmp_path):
+    small, large = tmp_path / "small.hdf5", tmp_path / "large.hdf5"
+    write_dataset(small, [5, 7, 6])
+    write_dataset(large, [9, 9, 9, 9, 9, 9])
+    sizes = [
+        DemoDataModule(str(p), LoaderConfig(batch_size=4, cache_gb=0), KEYS) for p in (small, large)
+    ]
+    with warnings.catch_warnings(record=True):
+        for module in sizes:
+            module.setup()
+    small_bytes, large_bytes = (m.train_set.total_bytes + m.valid_set.total_bytes for m in sizes)
+    assert large_bytes > small_bytes  # so an equal half of their sum would not hold `large`
+
+    both = f"{small},{large}"
+    exact = LoaderConfig(batch_size=4, cache_gb=(small_bytes + large_bytes) / 1e9)
+    module = DemoDataModule(both, exact, KEYS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning here fails the test
+        module.setup()
+    parts = module.train_set.parts + module.valid_set.parts
+    assert all(len(part.cache) == len(part.demos) for part in parts)
+
+    short = LoaderConfig(batch_size=4, cache_gb=small_bytes / 1e9)
+    with pytest.warns(UserWarning, match=r"loader.cache_gb=.* holds .* raise loader.cache_gb"):
+        DemoDataModule(both, short, KEYS).setup()
 
 
 def test_missing_key_and_nan_actions_are_clear_errors(tiny_dataset):

@@ -11,6 +11,7 @@ glob): they train as one dataset, each file's masks choosing its splits.
 from __future__ import annotations
 
 import glob
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ class LoaderConfig:
     """How demos are served.
 
     batch_size: samples per training step.
-    cache_gb: demos are kept in memory (uint8) up to this size; the rest is read lazily.
+    cache_gb: demos are kept in memory (uint8) up to this size (GB, all files together);
+      the rest is read from disk for every batch, several times slower.
     num_workers: loader processes (0: batches are gathered in the training process). On 2
       CPU cores keep 0: workers compete with the training step for the same cores. On a
       lent H200, 8 made `vismanip train` ~1.2-1.4x faster per epoch (README, "Measured on
@@ -100,15 +102,19 @@ class DemoDataset(Dataset):
                 if demos
                 else np.zeros((0, 2), dtype=np.int64)
             )
+            sizes = [
+                sum(file[f"data/{name}/obs/{key}"].nbytes for key in self.obs_keys)
+                for name in self.demos
+            ]
             self.cache: dict[int, dict[str, np.ndarray]] = {}
             used = 0.0
-            for i, name in enumerate(self.demos):
-                size = sum(file[f"data/{name}/obs/{key}"].nbytes for key in self.obs_keys)
+            for i, (name, size) in enumerate(zip(self.demos, sizes, strict=True)):
                 if used + size > cache_bytes:
                     break
                 self.cache[i] = self._read_demo(file, name)
                 used += size
         self.cached_bytes = used
+        self.total_bytes = float(sum(sizes))
 
     def _read_demo(self, file: h5py.File, name: str) -> dict[str, np.ndarray]:
         try:
@@ -215,6 +221,7 @@ class MultiFileDataset(Dataset):
         self.parts = parts
         self.offsets = np.cumsum([0, *(len(part) for part in parts)])
         self.cached_bytes = sum(part.cached_bytes for part in parts)
+        self.total_bytes = sum(part.total_bytes for part in parts)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -328,13 +335,34 @@ class DemoDataModule(L.LightningDataModule):
             return
         if len(self.paths) == 1:
             self.train_set, self.valid_set = self._splits(self.paths[0], self.config.cache_gb * 1e9)
-            return
-        cache = self.config.cache_gb * 1e9 / len(self.paths)  # an equal share per file
-        splits = [self._splits(path, cache, check_batch=False) for path in self.paths]
-        self.train_set = MultiFileDataset([train for train, _ in splits])
-        self._check_one_batch(self.train_set, ",".join(map(str, self.paths)), "each file's")
-        valid = [part for _, part in splits if part is not None]
-        self.valid_set = MultiFileDataset(valid) if valid else None
+        else:
+            # Each file gets an equal share of the cache still free, so what a small file
+            # leaves unused goes to the files after it.
+            free = self.config.cache_gb * 1e9
+            splits = []
+            for k, path in enumerate(self.paths):
+                train, valid = self._splits(path, free / (len(self.paths) - k), check_batch=False)
+                free -= train.cached_bytes + (valid.cached_bytes if valid is not None else 0)
+                splits.append((train, valid))
+            self.train_set = MultiFileDataset([train for train, _ in splits])
+            self._check_one_batch(self.train_set, ",".join(map(str, self.paths)), "each file's")
+            valid_parts = [part for _, part in splits if part is not None]
+            self.valid_set = MultiFileDataset(valid_parts) if valid_parts else None
+        self._warn_when_the_cache_is_short()
+
+    def _warn_when_the_cache_is_short(self) -> None:
+        # Measured on Square (twenty-ninth session): 4 GB of cache for 10 GB of images
+        # trained at 0.9 batches/s instead of ~6, with nothing on screen to say why.
+        sets = [part for part in (self.train_set, self.valid_set) if part is not None]
+        cached = sum(part.cached_bytes for part in sets)
+        total = sum(part.total_bytes for part in sets)
+        if cached < total:
+            warnings.warn(
+                f"loader.cache_gb={self.config.cache_gb:g} holds {cached / 1e9:.1f} of the "
+                f"{total / 1e9:.1f} GB of observations in memory; the rest is read from disk "
+                "for every batch, several times slower: raise loader.cache_gb if memory allows",
+                stacklevel=2,
+            )
 
     def _check_one_batch(
         self, train: DemoDataset | MultiFileDataset, where: str, split: str
