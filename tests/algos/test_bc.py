@@ -117,8 +117,9 @@ def test_resume_trains_longer_and_keeps_the_whole_learning_curve(tiny_dataset, t
     train(_config(dataset, run_dir, epochs=3))
     refused = run_cli("train", "--resume", str(run_dir), "optim.lr=0.1", returncode=1)
     assert "only trainer.max_epochs=N" in refused.stderr
-    run_cli("train", "--resume", str(run_dir), "trainer.max_epochs=5")
+    resumed = run_cli("train", "--resume", str(run_dir), "trainer.max_epochs=5")
     assert sorted(_epoch_losses(run_dir)) == [0, 1, 2, 3, 4]
+    assert "log files" not in resumed.stderr  # Lightning's "will be deleted": we keep them
     assert load_run_config(TrainConfig, run_dir).trainer.max_epochs == 5
     fewer = run_cli("train", "--resume", str(run_dir), "trainer.max_epochs=2", returncode=1)
     assert fewer.stderr.strip().endswith("trainer.max_epochs=2 would train fewer")

@@ -59,14 +59,16 @@ class _DropAdvertising(logging.Filter):
 def quiet_lightning() -> None:
     """Silence what Lightning prints that no one here acts on: its LitLogger tip, the
     "checkpoint directory is not empty" warning (our run folder holds the config and logs
-    beside the checkpoints, by design) and a torch pytree deprecation raised inside
-    Lightning."""
+    beside the checkpoints, by design), its "previous log files will be deleted" warning on
+    `--resume` (`keep_metrics_before_resume` keeps them) and a torch pytree deprecation
+    raised inside Lightning."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertising())
     # --quiet/--json: not even "`Trainer.fit` stopped: `max_epochs` reached" (INFO is
     # Lightning's own level for its loggers)
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING if quiet() else logging.INFO)
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
